@@ -1,0 +1,1 @@
+"""pytest plugin for the local collector (filled in by the collector work)."""
