@@ -1,20 +1,165 @@
-"""Event stores (placeholder while the real implementation is written)."""
+"""Event stores: where an emitter keeps events until the collector has them.
+
+:class:`EventStore` is the protocol (the four methods 1.1.0 emitters call).
+:class:`InMemoryEventStore` is the default, bounded by ``buffer_capacity``.
+:class:`SQLiteEventStore` keeps events in a file so they survive crashes and restarts.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+import logging
+import threading
+from typing import Callable, List, Optional
 
 from typing_extensions import Protocol
 
+from snowplow_tracker.typing import PayloadDict, PayloadDictList
+
+#: Called with events a store had to drop, and why ("buffer_full", ...).
+DropCallback = Callable[[PayloadDictList, str], None]
+
+OVERFLOW_POLICIES = ("drop_newest", "drop_oldest")
+
 
 class EventStore(Protocol):
-    """Where an emitter keeps events until they are sent."""
+    """The four calls an emitter makes on its store.
 
-    def add_event(self, payload: Dict[str, Any]) -> bool: ...
-    def get_events_batch(self) -> List[Dict[str, Any]]: ...
-    def cleanup(self, batch: List[Dict[str, Any]], need_retry: bool) -> None: ...
-    def size(self) -> int: ...
+    ``get_events_batch`` hands events out for sending; the emitter then calls ``cleanup``
+    with the same dicts: ``need_retry=False`` once they are delivered or given up, and
+    ``need_retry=True`` to put them back for a later attempt.
+    """
+
+    def add_event(self, payload: PayloadDict) -> bool:
+        """Store one event; return False if it was dropped."""
+        ...
+
+    def get_events_batch(self) -> PayloadDictList:
+        """Take the events to send now."""
+        ...
+
+    def cleanup(self, batch: PayloadDictList, need_retry: bool) -> None:
+        """Finish events from ``get_events_batch``: forget them, or put them back to retry."""
+        ...
+
+    def size(self) -> int:
+        """Number of events held."""
+        ...
 
 
-class InMemoryEventStore:
-    """Placeholder."""
+class InMemoryEventStore(EventStore):
+    """A bounded in-memory buffer, safe to share between threads.
+
+    Args:
+        logger: Where to report dropped events (required, as in 1.1.0).
+        buffer_capacity: Most events held at once (default 10,000).
+        overflow: What happens when the buffer is full: ``"drop_newest"`` (default, as
+            1.1.0) refuses the new event; ``"drop_oldest"`` evicts the oldest one to make room.
+        on_drop: Called with the events dropped and the reason, outside the store's lock.
+
+    Events put back with ``cleanup(batch, need_retry=True)`` go to the front of the buffer,
+    so the oldest events are sent first; if that overfills the buffer, the newest are evicted.
+    """
+
+    #: Our stores accept ``get_events_batch(limit)``; emitters check this marker.
+    supports_batch_limit = True
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        buffer_capacity: int = 10000,
+        *,
+        overflow: str = "drop_newest",
+        on_drop: Optional[DropCallback] = None,
+    ) -> None:
+        if overflow not in OVERFLOW_POLICIES:
+            raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, not {overflow!r}")
+        self.event_buffer: PayloadDictList = []
+        self.buffer_capacity = buffer_capacity
+        self.logger = logger
+        self.overflow = overflow
+        self.on_drop = on_drop
+        self._lock = threading.Lock()
+
+    def add_event(self, payload: PayloadDict) -> bool:
+        """Append ``payload``; when full, apply the overflow policy."""
+        evicted: Optional[PayloadDict] = None
+        with self._lock:
+            if len(self.event_buffer) >= self.buffer_capacity:
+                if self.overflow == "drop_newest" or not self.event_buffer:
+                    accepted = False
+                else:
+                    evicted = self.event_buffer.pop(0)
+                    self.event_buffer.append(payload)
+                    accepted = True
+            else:
+                self.event_buffer.append(payload)
+                return True
+        if accepted:
+            self.logger.error("Event buffer is full: dropping the oldest event")
+            self._report_drop([evicted] if evicted is not None else [], "buffer_full")
+        else:
+            self.logger.error("Event buffer is full: dropping the new event")
+            self._report_drop([payload], "buffer_full")
+        return accepted
+
+    def get_events_batch(self, limit: Optional[int] = None) -> PayloadDictList:
+        """Take up to ``limit`` events (all of them by default), oldest first."""
+        with self._lock:
+            if limit is None or limit >= len(self.event_buffer):
+                batch, self.event_buffer = self.event_buffer, []
+            else:
+                batch = self.event_buffer[:limit]
+                del self.event_buffer[:limit]
+            return batch
+
+    def cleanup(self, batch: PayloadDictList, need_retry: bool) -> None:
+        """Put ``batch`` back at the front when ``need_retry``; otherwise nothing to do."""
+        if not need_retry or not batch:
+            return
+        evicted: PayloadDictList = []
+        with self._lock:
+            buffer = list(batch) + self.event_buffer
+            if len(buffer) > self.buffer_capacity:
+                evicted = buffer[self.buffer_capacity :]
+                del buffer[self.buffer_capacity :]
+            self.event_buffer = buffer
+        if evicted:
+            self.logger.error("Event buffer is full: dropping %d newer events", len(evicted))
+            self._report_drop(evicted, "buffer_full")
+
+    def size(self) -> int:
+        """Number of events in the buffer."""
+        return len(self.event_buffer)
+
+    def _buffer_capacity_reached(self) -> bool:
+        return len(self.event_buffer) >= self.buffer_capacity
+
+    def _clear_after_fork(self) -> None:
+        """In a forked child: forget the parent's events (the parent sends them)."""
+        self._lock = threading.Lock()
+        self.event_buffer = []
+
+    def _report_drop(self, events: PayloadDictList, reason: str) -> None:
+        if self.on_drop is None or not events:
+            return
+        try:
+            self.on_drop(events, reason)
+        except Exception:
+            self.logger.exception("on_drop callback raised")
+
+
+def _load_sqlite_store() -> type:
+    from snowplow_tracker._sqlite_store import SQLiteEventStore
+
+    return SQLiteEventStore
+
+
+def __getattr__(name: str) -> object:
+    # SQLiteEventStore is imported on first use so that importing the package does not
+    # import sqlite3.
+    if name == "SQLiteEventStore":
+        return _load_sqlite_store()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__: List[str] = ["EventStore", "InMemoryEventStore", "SQLiteEventStore"]
