@@ -1,0 +1,444 @@
+"""Emitter behaviour of snowplow-tracker 1.1.0 (spec section 3), against the real local collector."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from typing import Any, Dict, List, Tuple
+
+import pytest
+import requests
+
+import snowplow_tracker.emitters as emitters_module
+from snowplow_tracker.collector import LocalCollector
+from snowplow_tracker.emitters import AsyncEmitter, Emitter
+from snowplow_tracker.event_store import InMemoryEventStore
+from snowplow_tracker.retry import RetryPolicy
+
+
+def event(**extra: Any) -> Dict[str, Any]:
+    """A minimal valid structured event, as a tracker hands it to ``input``."""
+    payload: Dict[str, Any] = {
+        "e": "se",
+        "se_ca": "cat",
+        "se_ac": "act",
+        "p": "srv",
+        "eid": str(uuid.uuid4()),
+        "dtm": int(time.time() * 1000),
+        "tv": "py-test",
+        "tna": "ns",
+    }
+    payload.update(extra)
+    return payload
+
+
+def post_bodies(collector: LocalCollector) -> List[Dict[str, Any]]:
+    bodies = []
+    for request in collector.requests():
+        if request.method == "POST":
+            bodies.append(json.loads(request.body))
+    return bodies
+
+
+def test_post_emitter_sends_a_request_per_batch_size_and_keeps_the_rest(
+    snowplow_collector: LocalCollector,
+) -> None:
+    emitter = Emitter(snowplow_collector.endpoint, batch_size=10)
+    sent = [event() for _ in range(25)]
+    for payload in sent:
+        emitter.input(payload)
+
+    assert snowplow_collector.wait_for(20, timeout=5)
+    assert [len(body["data"]) for body in post_bodies(snowplow_collector)] == [10, 10]
+    assert emitter.event_store.size() == 5
+
+    emitter.sync_flush()
+    assert snowplow_collector.wait_for(25, timeout=5)
+    assert snowplow_collector.event_ids() == [p["eid"] for p in sent]
+
+
+def test_post_body_is_the_payload_data_envelope_with_string_values_and_stm_last(
+    snowplow_collector: LocalCollector,
+) -> None:
+    emitter = Emitter(snowplow_collector.endpoint, batch_size=1)
+    emitter.input(event(se_va=2.5, vid=3))
+
+    assert snowplow_collector.wait_for(1, timeout=5)
+    (request,) = snowplow_collector.requests()
+    assert request.path == "/com.snowplowanalytics.snowplow/tp2"
+    body = json.loads(request.body)
+    assert list(body) == ["schema", "data"]
+    assert body["schema"] == "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
+    (sent,) = body["data"]
+    assert all(isinstance(value, str) for value in sent.values())
+    assert sent["se_va"] == "2.5" and sent["vid"] == "3"
+    assert list(sent)[-1] == "stm"
+    assert request.body.decode("ascii") == json.dumps(body)
+
+
+def test_stm_has_millisecond_precision(snowplow_collector: LocalCollector) -> None:
+    emitter = Emitter(snowplow_collector.endpoint, batch_size=1)
+    stamps = set()
+    for _ in range(5):
+        emitter.input(event())
+        time.sleep(0.003)
+    assert snowplow_collector.wait_for(5, timeout=5)
+    for payload in snowplow_collector.payloads():
+        stamps.add(payload["stm"])
+    assert any(not stamp.endswith("000") for stamp in stamps)
+
+
+def test_get_emitter_sends_one_request_per_event_to_the_pixel(
+    snowplow_collector: LocalCollector,
+) -> None:
+    emitter = Emitter(snowplow_collector.endpoint, method="get")
+    sent = [event() for _ in range(3)]
+    for payload in sent:
+        emitter.input(payload)
+
+    assert snowplow_collector.wait_for(3, timeout=5)
+    requests_seen = snowplow_collector.requests()
+    assert [r.method for r in requests_seen] == ["GET"] * 3
+    assert all(r.path == "/i" for r in requests_seen)
+    assert snowplow_collector.event_ids() == [p["eid"] for p in sent]
+    # GET emitters keep the tracker's dict untouched (no stm added to the caller's dict).
+    assert all("stm" not in p for p in sent)
+
+
+def test_on_success_gets_the_list_of_sent_events(snowplow_collector: LocalCollector) -> None:
+    received: List[List[Dict[str, Any]]] = []
+    emitter = Emitter(snowplow_collector.endpoint, batch_size=2, on_success=received.append)
+    emitter.input(event(se_va=1))
+    emitter.input(event())
+
+    assert len(received) == 1
+    assert len(received[0]) == 2
+    assert received[0][0]["se_va"] == "1"
+    assert "stm" in received[0][0]
+
+
+def test_on_failure_gets_success_count_and_failed_events_and_400_is_not_retried(
+    snowplow_collector: LocalCollector,
+) -> None:
+    failures: List[Tuple[int, int]] = []
+    emitter = Emitter(
+        snowplow_collector.endpoint,
+        batch_size=2,
+        on_failure=lambda count, events: failures.append((count, len(events))),
+    )
+    snowplow_collector.fail_next(1, status=400)
+    emitter.input(event())
+    emitter.input(event())
+
+    assert failures == [(0, 2)]
+    assert emitter.event_store.size() == 0
+    assert not emitter.retry_timer.is_active()
+    assert emitter.stats().failed == 2
+
+
+def test_retryable_failure_is_retried_after_backoff(snowplow_collector: LocalCollector) -> None:
+    emitter = Emitter(snowplow_collector.endpoint, batch_size=2, max_retry_delay_seconds=1)
+    snowplow_collector.fail_next(1, status=503)
+    sent = [event(), event()]
+    for payload in sent:
+        emitter.input(payload)
+
+    assert emitter.retry_timer.is_active()
+    assert snowplow_collector.wait_for(2, timeout=5)
+    assert sorted(snowplow_collector.event_ids()) == sorted(p["eid"] for p in sent)
+    assert emitter.stats().retried == 2
+
+
+def test_custom_retry_codes_override_the_defaults(snowplow_collector: LocalCollector) -> None:
+    emitter = Emitter(
+        snowplow_collector.endpoint,
+        batch_size=1,
+        max_retry_delay_seconds=1,
+        custom_retry_codes={400: True, 500: False},
+    )
+    snowplow_collector.fail_next(1, status=400)
+    retried = event()
+    emitter.input(retried)
+    assert snowplow_collector.wait_for(1, timeout=5)
+    assert snowplow_collector.event_ids() == [retried["eid"]]
+
+    snowplow_collector.reset()
+    snowplow_collector.fail_next(1, status=500)
+    emitter.input(event())
+    assert emitter.event_store.size() == 0
+    assert not emitter.retry_timer.is_active()
+
+
+def test_get_retry_decision_is_made_per_request(snowplow_collector: LocalCollector) -> None:
+    emitter = Emitter(snowplow_collector.endpoint, method="get", batch_size=3)
+    snowplow_collector.fail_next(1, status=400)
+    sent = [event() for _ in range(3)]
+    for payload in sent:
+        emitter.input(payload)
+
+    assert snowplow_collector.wait_for(2, timeout=5)
+    assert snowplow_collector.event_ids() == [p["eid"] for p in sent[1:]]
+    assert emitter.stats().failed == 1
+    assert not emitter.retry_timer.is_active()
+
+
+def test_flush_after_an_outage_respects_batch_size_and_byte_limit(
+    snowplow_collector: LocalCollector,
+) -> None:
+    store = InMemoryEventStore(emitters_module.logger, buffer_capacity=1000)
+    emitter = Emitter(
+        snowplow_collector.endpoint,
+        batch_size=10,
+        byte_limit=4000,
+        event_store=store,
+        max_retry_delay_seconds=60,
+    )
+    snowplow_collector.fail_next(1, status=503)
+    sent = [event(se_la="x" * 100) for _ in range(60)]
+    for payload in sent:
+        emitter.input(payload)
+    assert emitter.retry_timer.is_active()
+    assert store.size() >= 50
+
+    emitter.sync_flush()
+
+    assert snowplow_collector.wait_for(60, timeout=5)
+    good_requests = [r for r in snowplow_collector.requests() if r.status == 200]
+    assert len(good_requests) >= 6
+    for request in good_requests:
+        assert len(request.body) <= 4000
+        assert len(json.loads(request.body)["data"]) <= 10
+    assert sorted(snowplow_collector.event_ids()) == sorted(p["eid"] for p in sent)
+
+
+def test_request_timeout_is_finite_by_default() -> None:
+    emitter = Emitter("collector.invalid")
+    assert emitter.request_timeout == (5.0, 10.0)
+
+
+def test_slow_collector_past_the_timeout_is_retried(snowplow_collector: LocalCollector) -> None:
+    emitter = Emitter(
+        snowplow_collector.endpoint,
+        batch_size=1,
+        request_timeout=0.3,
+        max_retry_delay_seconds=1,
+    )
+    snowplow_collector.delay_next(1, seconds=1.0)
+    sent = event()
+    emitter.input(sent)
+
+    assert emitter.retry_timer.is_active()
+    assert snowplow_collector.wait_for(2, timeout=5)
+    # The slow request was stored late, then retried: one duplicate is allowed here.
+    assert set(snowplow_collector.event_ids()) == {sent["eid"]}
+
+
+def test_session_is_used_for_requests(snowplow_collector: LocalCollector) -> None:
+    class CountingSession(requests.Session):
+        calls = 0
+
+        def post(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+            CountingSession.calls += 1
+            return super().post(*args, **kwargs)
+
+    emitter = Emitter(snowplow_collector.endpoint, batch_size=1, session=CountingSession())
+    emitter.input(event())
+    assert CountingSession.calls == 1
+    assert snowplow_collector.wait_for(1, timeout=5)
+
+
+def test_patched_requests_post_is_honoured_like_1_1_0(
+    snowplow_collector: LocalCollector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: List[str] = []
+    real_post = requests.post
+
+    def spy(url: str, **kwargs: Any) -> requests.Response:
+        calls.append(url)
+        return real_post(url, **kwargs)
+
+    monkeypatch.setattr(emitters_module.requests, "post", spy)
+    emitter = Emitter(snowplow_collector.endpoint, batch_size=1)
+    emitter.input(event())
+    assert calls == [emitter.endpoint]
+    assert snowplow_collector.wait_for(1, timeout=5)
+
+
+def test_callback_exceptions_are_logged_and_do_not_reach_the_caller(
+    snowplow_collector: LocalCollector,
+) -> None:
+    def boom(_: Any) -> None:
+        raise RuntimeError("callback failed")
+
+    emitter = Emitter(snowplow_collector.endpoint, batch_size=1, on_success=boom)
+    emitter.input(event())
+    emitter.input(event())
+    assert snowplow_collector.wait_for(2, timeout=5)
+
+
+def test_emitter_subclass_overriding_http_post_delivers(
+    snowplow_collector: LocalCollector,
+) -> None:
+    """The pattern dbt's TimeoutEmitter uses: override http_post, use endpoint and the status check."""
+
+    class TimeoutEmitter(Emitter):
+        def __init__(self, endpoint: str) -> None:
+            super().__init__(endpoint, protocol="http", method="post", batch_size=3)
+            self.disabled = False
+            self.statuses: List[int] = []
+
+        def http_post(self, payload: str) -> int:  # type: ignore[override]
+            response = requests.post(
+                self.endpoint,
+                data=payload,
+                headers={"content-type": "application/json; charset=utf-8"},
+                timeout=5.0,
+            )
+            self.statuses.append(response.status_code)
+            if not self.is_good_status_code(response.status_code):
+                self.disabled = True
+            return response.status_code
+
+    host_port = snowplow_collector.endpoint.split("://", 1)[1]
+    emitter = TimeoutEmitter(host_port)
+    sent = [event() for _ in range(3)]
+    for payload in sent:
+        emitter.input(payload)
+
+    assert emitter.statuses == [200]
+    assert not emitter.disabled
+    assert snowplow_collector.wait_for(3, timeout=5)
+    assert snowplow_collector.event_ids() == [p["eid"] for p in sent]
+
+
+def test_flush_timer_sends_partial_batches(snowplow_collector: LocalCollector) -> None:
+    emitter = Emitter(snowplow_collector.endpoint, batch_size=100)
+    emitter.set_flush_timer(0.1)
+    try:
+        emitter.input(event())
+        assert snowplow_collector.wait_for(1, timeout=5)
+        assert emitter.timer.is_active()
+        assert not emitter.set_flush_timer(0.1)  # type: ignore[func-returns-value]
+    finally:
+        emitter.cancel_flush_timer()
+    assert not emitter.timer.is_active()
+
+
+def test_buffer_capacity_drops_newest_and_counts(snowplow_collector: LocalCollector) -> None:
+    dropped: List[Tuple[int, str]] = []
+    emitter = Emitter(
+        snowplow_collector.endpoint,
+        batch_size=50,
+        buffer_capacity=3,
+        on_drop=lambda events, reason: dropped.append((len(events), reason)),
+    )
+    assert emitter.batch_size == 3
+    snowplow_collector.fail_next(1, status=503)
+    for _ in range(3):
+        emitter.input(event())
+    # The flush failed: three events wait for the retry, the store is full.
+    emitter.input(event())
+    assert dropped == [(1, "buffer_full")]
+    assert emitter.stats().dropped == 1
+
+
+def test_async_emitter_tracking_call_does_not_wait_for_the_collector(
+    snowplow_collector: LocalCollector,
+) -> None:
+    emitter = AsyncEmitter(snowplow_collector.endpoint, batch_size=5)
+    snowplow_collector.delay_next(1, seconds=2.0)
+    sent = [event() for _ in range(50)]
+    for payload in sent:
+        emitter.input(payload)
+    # Every call returned while the first request was still held by the collector.
+    assert snowplow_collector.summary()["total"] == 0
+    report = emitter.force_flush(timeout=10)
+    assert report.pending == 0
+    assert sorted(snowplow_collector.event_ids()) == sorted(p["eid"] for p in sent)
+
+
+def test_async_sync_flush_returns_against_a_failing_collector(
+    snowplow_collector: LocalCollector,
+) -> None:
+    emitter = AsyncEmitter(snowplow_collector.endpoint, batch_size=5, max_retry_delay_seconds=30)
+    snowplow_collector.fail_next(1000, status=500)
+    for _ in range(5):
+        emitter.input(event())
+    emitter.sync_flush()
+    emitter.sync_flush()
+    # No hot loop: a couple of attempts, not thousands.
+    assert len(snowplow_collector.requests()) <= 3
+    assert emitter.stats().pending == 5
+    snowplow_collector.clear_faults()
+    report = emitter.shutdown(timeout=5)
+    assert report.sent == 5
+
+
+def test_async_worker_survives_a_raising_callback(snowplow_collector: LocalCollector) -> None:
+    def boom(_: Any) -> None:
+        raise RuntimeError("callback failed")
+
+    emitter = AsyncEmitter(snowplow_collector.endpoint, batch_size=1, on_success=boom)
+    for _ in range(3):
+        emitter.input(event())
+    assert emitter.force_flush(timeout=5).pending == 0
+    emitter.input(event())
+    emitter.sync_flush()
+    assert snowplow_collector.wait_for(4, timeout=5)
+
+
+def test_async_emitter_delivers_from_many_threads_exactly_once(
+    snowplow_collector: LocalCollector,
+) -> None:
+    emitter = AsyncEmitter(snowplow_collector.endpoint, batch_size=10, thread_count=4)
+    sent: List[str] = []
+    lock = threading.Lock()
+
+    def track(count: int) -> None:
+        for _ in range(count):
+            payload = event()
+            with lock:
+                sent.append(payload["eid"])
+            emitter.input(payload)
+
+    threads = [threading.Thread(target=track, args=(100,)) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    report = emitter.force_flush(timeout=10)
+    assert report.pending == 0
+    received = snowplow_collector.event_ids()
+    assert len(received) == len(sent) == 1600
+    assert set(received) == set(sent)
+
+
+def test_shutdown_drops_and_counts_later_events(snowplow_collector: LocalCollector) -> None:
+    emitter = AsyncEmitter(snowplow_collector.endpoint, batch_size=10)
+    emitter.input(event())
+    report = emitter.shutdown(timeout=5)
+    assert report.sent == 1 and report.pending == 0
+    emitter.input(event())
+    assert emitter.stats().dropped == 1
+
+
+def test_retry_policy_attempt_cap_gives_up_and_reports_failure(
+    snowplow_collector: LocalCollector,
+) -> None:
+    failures: List[int] = []
+    emitter = Emitter(
+        snowplow_collector.endpoint,
+        batch_size=1,
+        on_failure=lambda count, events: failures.append(len(events)),
+        retry_policy=RetryPolicy(max_delay=0.05, max_attempts=2),
+    )
+    snowplow_collector.fail_next(10, status=500)
+    emitter.input(event())
+    deadline = time.monotonic() + 5
+    while emitter.stats().failed == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stats = emitter.stats()
+    assert stats.failed == 1 and stats.pending == 0
+    assert failures == [1, 1]
