@@ -1,0 +1,89 @@
+"""Type aliases, form constants and the emitter protocol shared by the package.
+
+The module name shadows the standard library's ``typing`` only inside this package when
+imported relatively; every module here imports with absolute paths, so ``import typing``
+still means the standard library.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Tuple, Union
+
+from typing_extensions import Literal, Protocol
+
+PayloadDict = Dict[str, Any]
+"""One event as a flat mapping of tracker-protocol keys to values."""
+
+PayloadDictList = List[PayloadDict]
+"""A list of events, as given to the ``on_success``/``on_failure`` callbacks."""
+
+JsonEncoderFunction = Callable[[Any], Any]
+"""A ``default=`` hook for :func:`json.dumps` turning unknown objects into JSON values."""
+
+FORM_NODE_NAMES = {"INPUT", "TEXTAREA", "SELECT"}
+"""HTML node names accepted by ``track_form_change`` and ``track_form_submit``."""
+
+FORM_TYPES = {
+    "button",
+    "checkbox",
+    "color",
+    "date",
+    "datetime",
+    "datetime-local",
+    "email",
+    "file",
+    "hidden",
+    "image",
+    "month",
+    "number",
+    "password",
+    "radio",
+    "range",
+    "reset",
+    "search",
+    "submit",
+    "tel",
+    "text",
+    "time",
+    "url",
+    "week",
+}
+"""HTML ``<input type>`` values accepted by the form tracking methods."""
+
+FormNodeName = Literal["INPUT", "TEXTAREA", "SELECT"]
+ElementClasses = Union[List[str], Tuple[str, Any]]
+FormClasses = ElementClasses
+
+HttpProtocol = Literal["http", "https"]
+Method = Literal["get", "post"]
+
+SuccessCallback = Callable[[PayloadDictList], None]
+"""Called with the list of event dicts a send delivered."""
+
+FailureCallback = Callable[[int, PayloadDictList], None]
+"""Called with the number of delivered events and the list of event dicts that failed."""
+
+SUPPORTED_PLATFORMS = {"pc", "tv", "mob", "cnsl", "iot", "web", "srv", "app"}
+"""Values accepted for the ``p`` (platform) key."""
+
+SupportedPlatform = Literal["pc", "tv", "mob", "cnsl", "iot", "web", "srv", "app"]
+
+
+class EmitterProtocol(Protocol):
+    """What a tracker needs from an emitter.
+
+    The tracker only ever requires ``input``; the flush methods are called when present,
+    so duck-typed emitters that implement a subset keep working.
+    """
+
+    def input(self, payload: PayloadDict) -> None:
+        """Accept one event payload."""
+
+    def flush(self) -> None:
+        """Start sending buffered events."""
+
+    def async_flush(self) -> None:
+        """Start sending buffered events without waiting."""
+
+    def sync_flush(self) -> None:
+        """Send buffered events and wait for the attempt to finish."""
