@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,12 @@ def _has_reference(python: Path) -> bool:
         return False
     probe = "import snowplow_tracker, sys; sys.stdout.write(snowplow_tracker.__version__)"
     result = subprocess.run(
-        [str(python), "-c", probe], capture_output=True, text=True, timeout=60, check=False
+        [str(python), "-I", "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tempfile.gettempdir(),
     )
     return result.returncode == 0 and result.stdout.strip() == REFERENCE_VERSION
 
@@ -57,9 +63,14 @@ def reference_python() -> Path:
 
 
 def run_script(python: Path | str, script: str, *args: str, timeout: float = 120) -> Any:
-    """Run ``script`` (Python source) with ``python`` and return the JSON it printed last on stdout."""
+    """Run ``script`` (Python source) with ``python`` and return the JSON it printed last on stdout.
+
+    The script runs isolated (``-I``) from a temporary directory, so the interpreter imports
+    the ``snowplow_tracker`` installed in its own environment, never the repository's.
+    """
     result = subprocess.run(
-        [str(python), "-c", script, *args],
+        [str(python), "-I", "-c", script, *args],
+        cwd=tempfile.gettempdir(),
         capture_output=True,
         text=True,
         timeout=timeout,
