@@ -322,7 +322,7 @@ class Emitter(EmitterProtocol):
         if self._pid != os.getpid():
             self._after_fork_in_child()
         if self.method == "post":
-            event = {key: str(value) for key, value in payload.items()}
+            event = dict(zip(payload, map(str, payload.values())))
         else:
             event = dict(payload)
         if self._shut_down:
@@ -335,10 +335,10 @@ class Emitter(EmitterProtocol):
             if self.bytes_queued is not None:
                 self.bytes_queued += len(str(payload))
             added = self.event_store.add_event(event)
+            if added:
+                self._counters.accepted += 1
             flush_now = self.reached_limit()
-        if added:
-            self._counters.add(accepted=1)
-        elif not self._store_reports_drops:
+        if not added and not self._store_reports_drops:
             self._handle_drop([event], "store_refused")
         if flush_now:
             self.flush()
