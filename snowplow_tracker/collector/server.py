@@ -205,7 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
             lines.append(f"Content-Type: {content_type}")
         lines.append(f"Content-Length: {len(body)}")
         lines.extend(f"{name}: {value}" for name, value in headers)
-        if close:
+        if close or self._unread_body():
             self.close_connection = True
         if self.close_connection:
             lines.append("Connection: close")
@@ -215,6 +215,15 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
         self.log_request(status, len(body))
+
+    def _unread_body(self) -> bool:
+        """True when the request announced a body that was not read (keep-alive is unsafe)."""
+        if getattr(self, "_body_consumed", True):
+            return False
+        length = self.headers.get("Content-Length")
+        return self.headers.get("Transfer-Encoding") is not None or (
+            length is not None and length.strip() not in ("", "0")
+        )
 
     def _cors(self) -> List[Tuple[str, str]]:
         origin = self.headers.get("Origin")
@@ -226,6 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routing ----------------------------------------------------------------------------
 
     def _dispatch(self, method: str) -> None:
+        self._body_consumed = False
         target = self.path
         if target.startswith(("http://", "https://")):
             parts = urlsplit(target)
@@ -285,6 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- body reading -----------------------------------------------------------------------
 
     def _read_body(self, entry: Optional[Dict[str, Any]]) -> bytes:
+        self._body_consumed = True
         collector = self.server.collector
         limit = collector.max_body_bytes
         encoding = self.headers.get("Transfer-Encoding")
