@@ -216,6 +216,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.log_request(status, len(body))
 
+    def send_error(
+        self, code: int, message: Optional[str] = None, explain: Optional[str] = None
+    ) -> None:
+        """Short plain-text errors (also for malformed requests), then close the connection."""
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "Error"
+        text = f"{code} {message or phrase}\n"
+        self._respond(code, text.encode("utf-8", "replace"), close=True)
+
     def _unread_body(self) -> bool:
         """True when the request announced a body that was not read (keep-alive is unsafe)."""
         if getattr(self, "_body_consumed", True):

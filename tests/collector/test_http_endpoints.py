@@ -60,7 +60,9 @@ def test_legacy_ice_png_and_head_requests_work(
     assert collector.summary() == {"total": 2, "good": 2, "bad": 0}
 
 
-def test_post_tp2_answers_ok_text_plain(collector: LocalCollector, session: requests.Session) -> None:
+def test_post_tp2_answers_ok_text_plain(
+    collector: LocalCollector, session: requests.Session
+) -> None:
     events = [page_view(), link_click()]
     response = session.post(
         collector.url(TP2), data=json.dumps(body(*events)), headers={"Content-Type": JSON_UTF8}
@@ -93,7 +95,9 @@ def test_query_string_on_post_merges_into_every_event_and_wins(
     assert [g["event"]["user_id"] for g in collector.good()] == ["u1", "u1"]
 
 
-def test_options_preflight_on_any_path(collector: LocalCollector, session: requests.Session) -> None:
+def test_options_preflight_on_any_path(
+    collector: LocalCollector, session: requests.Session
+) -> None:
     for path in (TP2, "/i", "/anything/at/all"):
         response = session.options(collector.url(path), headers={"Origin": "https://shop.example"})
         assert response.status_code == 200
@@ -114,7 +118,9 @@ def test_tracking_responses_echo_the_origin(
     assert response.headers["Access-Control-Allow-Origin"] == "https://a.example"
 
 
-def test_health_robots_and_unknown_paths(collector: LocalCollector, session: requests.Session) -> None:
+def test_health_robots_and_unknown_paths(
+    collector: LocalCollector, session: requests.Session
+) -> None:
     health = session.get(collector.url("/health"))
     assert (health.status_code, health.text) == (200, "ok")
     assert session.get(collector.url("/robots.txt")).text == "User-agent: *\nDisallow: /\n"
@@ -126,7 +132,9 @@ def test_health_robots_and_unknown_paths(collector: LocalCollector, session: req
     assert collector.summary()["total"] == 0
 
 
-def test_cookie_sets_the_network_user_id(collector: LocalCollector, session: requests.Session) -> None:
+def test_cookie_sets_the_network_user_id(
+    collector: LocalCollector, session: requests.Session
+) -> None:
     response = session.get(collector.url("/i"), params=page_view())
     cookie = response.headers["Set-Cookie"]
     assert cookie.startswith("sp=")
@@ -171,8 +179,12 @@ def test_sp_anonymous_hides_ip_cookie_and_network_id(
     assert "Set-Cookie" not in plain.headers
 
 
-def test_forwarded_for_header_gives_the_ip(collector: LocalCollector, session: requests.Session) -> None:
-    session.get(collector.url("/i"), params=page_view(), headers={"X-Forwarded-For": "9.8.7.6, 1.1.1.1"})
+def test_forwarded_for_header_gives_the_ip(
+    collector: LocalCollector, session: requests.Session
+) -> None:
+    session.get(
+        collector.url("/i"), params=page_view(), headers={"X-Forwarded-For": "9.8.7.6, 1.1.1.1"}
+    )
     assert collector.good()[0]["event"]["user_ipaddress"] == "9.8.7.6"
 
 

@@ -163,10 +163,15 @@ def test_added_schemas_are_served_and_used(
     uri = "iglu:com.acme/order/jsonschema/1-0-0"
     schema = {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}
     collector.add_schema(uri, schema)
-    assert session.get(collector.url("/micro/iglu/com.acme/order/jsonschema/1-0-0")).json() == schema
+    assert (
+        session.get(collector.url("/micro/iglu/com.acme/order/jsonschema/1-0-0")).json() == schema
+    )
     session.post(
         collector.url(TP2),
-        json=body(link_click(ue_px=b64(unstruct(uri, {"id": "o1"}))), link_click(ue_px=b64(unstruct(uri, {})))),
+        json=body(
+            link_click(ue_px=b64(unstruct(uri, {"id": "o1"}))),
+            link_click(ue_px=b64(unstruct(uri, {}))),
+        ),
     )
     assert collector.summary() == {"total": 2, "good": 1, "bad": 1}
     assert any("'id' is a required property" in e for e in collector.bad()[0]["errors"])
@@ -183,7 +188,9 @@ def test_unknown_micro_paths_list_the_valid_ones(
             assert valid in response.text
 
 
-def test_invalid_filter_bodies_get_400(collector: LocalCollector, session: requests.Session) -> None:
+def test_invalid_filter_bodies_get_400(
+    collector: LocalCollector, session: requests.Session
+) -> None:
     assert session.post(collector.url("/micro/good"), data=b"{nope").status_code == 400
     assert session.post(collector.url("/micro/good"), json=[1]).status_code == 400
     assert session.post(collector.url("/micro/good"), json={"limit": "x"}).status_code == 400

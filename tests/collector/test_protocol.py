@@ -70,7 +70,9 @@ def test_schema_key_rejects_malformed_uris(uri: object) -> None:
 
 
 def test_uuid_is_canonical_and_lower_cased() -> None:
-    assert parse_uuid("0E2B4C1A-1111-4222-8333-944445555666") == "0e2b4c1a-1111-4222-8333-944445555666"
+    assert (
+        parse_uuid("0E2B4C1A-1111-4222-8333-944445555666") == "0e2b4c1a-1111-4222-8333-944445555666"
+    )
     for bad in ("0e2b4c1a11114222833394444555566", "0e2b4c1a-1111-4222-8333-94444555566g", ""):
         with pytest.raises(ValueError, match="UUID"):
             parse_uuid(bad)
@@ -175,7 +177,10 @@ def test_post_body_must_be_a_payload_data_envelope() -> None:
             "is not iglu:com.snowplowanalytics.snowplow/payload_data"
         ),
         json.dumps(
-            {"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/2-0-0", "data": []}
+            {
+                "schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/2-0-0",
+                "data": [],
+            }
         ).encode(): "payload_data/jsonschema/1-0-*",
     }
     for raw, reason in cases.items():

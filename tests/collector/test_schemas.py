@@ -187,4 +187,7 @@ def test_payload_data_envelope_messages(shared_iglu_dir: Path) -> None:
         "data[1] is not an object (got number)",
     ]
     old = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-3"
-    assert "unknown field 'ttm'" in registry.validate(old, [{"e": "pv", "p": "web", "tv": "t", "ttm": "1"}]).errors[0]
+    assert (
+        "unknown field 'ttm'"
+        in registry.validate(old, [{"e": "pv", "p": "web", "tv": "t", "ttm": "1"}]).errors[0]
+    )
