@@ -520,17 +520,16 @@ class _Handler(BaseHTTPRequestHandler):
         ctx = self._context(entry)
         if decision.delay > 0:
             entry["fault"] = "delay"
-            if collector._stopping.wait(decision.delay):
-                self.close_connection = True
-                collector._store.record_request(entry)
-                return
         if decision.active:
             entry["fault"] = (
                 f"drop:{decision.drop}" if decision.drop else f"status:{decision.status}"
             )
+        collector._store.record_request(entry)
+        if decision.delay > 0 and collector._stopping.wait(decision.delay):
+            self.close_connection = True
+            return
         if decision.drop is None:
             entry["status"] = decision.status or 200
-        collector._store.record_request(entry)
         collector._ingest(ctx, body, store=decision.store if decision.active else True)
         if decision.drop is not None:
             self._drop(decision.drop)
