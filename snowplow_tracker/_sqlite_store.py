@@ -1,0 +1,947 @@
+"""A durable, multi-process event store on the standard library's :mod:`sqlite3`.
+
+The public name is re-exported as ``snowplow_tracker.event_store.SQLiteEventStore``.
+This module deliberately imports nothing from the rest of the package, so it can be
+loaded (and tested) on its own.
+
+Design in brief
+---------------
+* One table ``events(id, created, payload, lease_owner, lease_until)``. Row ids give the
+  order; a new row always gets ``max(id) + 1``, so retried events keep their place.
+* ``get_events_batch`` *leases* rows to this store instance inside ``BEGIN IMMEDIATE``:
+  it writes its owner token and an expiry time into the rows. Other processes skip rows
+  whose lease is live. ``cleanup`` deletes (delivered) or releases (retry) rows, but only
+  rows still leased by this token, so a stale batch can never delete or release a row
+  that another process took over, nor a later event that reused a row id.
+* Owners are recorded in ``owners(token, pid, host, start, seen)``. A reader on the same
+  host (same boot id and PID namespace) releases the leases of owners whose process is
+  gone (``os.kill(pid, 0)``, zombie state, or a different process start time, which also
+  catches PID reuse). Everywhere else, time-based lease expiry is the fallback.
+* The count is O(1) and inserts write nothing but the new row: a new row id is always
+  ``max(id) + 1``, so ``count = max(id) - meta.base``, where ``meta.base`` only changes
+  when rows are deleted, which happens only in this module, inside write transactions.
+  The capacity check is a per-connection TEMP trigger (``BEFORE INSERT ... RAISE(IGNORE)``),
+  so the insert stays a single atomic statement across processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import sqlite3
+import threading
+import time
+import weakref
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+__all__ = ["SQLiteEventStore"]
+
+#: Version of the on-disk schema, stored in ``PRAGMA user_version``.
+SCHEMA_VERSION = 1
+
+_LOGGER_NAME = "snowplow_tracker.event_store"
+_CHUNK = (
+    500  # ids per IN (...) list; stays far below SQLITE_MAX_VARIABLE_NUMBER (999 on old builds)
+)
+_OVERFLOW_POLICIES = ("drop_newest", "drop_oldest")
+_SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+_OWNER_TTL = 24 * 3600.0  # owner rows not refreshed for this long are pruned (always safe)
+_DROP_LOG_INTERVAL = 10.0  # seconds between two WARNING lines about dropped events
+_BATCH_ATTEMPTS = 3  # attempts for batch operations that hit "database is locked"
+
+PayloadDict = Dict[str, Any]
+DropCallback = Callable[[List[PayloadDict], str], None]
+Clock = Callable[[], float]
+
+# Same output as json.dumps(payload, separators=(",", ":"), ensure_ascii=False), without
+# building a new encoder for every event.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# Fallback for strings SQLite cannot store as UTF-8 (lone surrogates): \\u escapes round-trip.
+_ENCODE_ASCII = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS events ("
+    " id INTEGER PRIMARY KEY,"
+    " created REAL NOT NULL,"
+    " payload TEXT NOT NULL,"
+    " lease_owner INTEGER,"
+    " lease_until REAL)",
+    # Partial index: inserts (lease_owner NULL) do not touch it.
+    "CREATE INDEX IF NOT EXISTS events_lease ON events (lease_owner, lease_until)"
+    " WHERE lease_owner IS NOT NULL",
+    # count(events) == max(id) - base; see _set_base
+    "CREATE TABLE IF NOT EXISTS meta (k INTEGER PRIMARY KEY CHECK (k = 0), base INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO meta (k, base) VALUES (0, 0)",
+    "CREATE TABLE IF NOT EXISTS owners ("
+    " token INTEGER PRIMARY KEY,"
+    " pid INTEGER NOT NULL,"
+    " host TEXT NOT NULL,"
+    " start TEXT NOT NULL,"
+    " seen REAL NOT NULL)",
+)
+
+_COUNT = "SELECT coalesce((SELECT max(id) FROM events) - (SELECT base FROM meta WHERE k = 0), 0)"
+# Per connection, with this store's cap: refuses (silently, rowcount 0) an insert when full.
+_CAP_TRIGGER = (
+    "CREATE TEMP TRIGGER IF NOT EXISTS snowplow_events_cap BEFORE INSERT ON main.events"
+    " WHEN coalesce((SELECT max(id) FROM main.events)"
+    " - (SELECT base FROM main.meta WHERE k = 0), 0) >= {cap}"
+    " BEGIN SELECT RAISE(IGNORE); END"
+)
+_INSERT = "INSERT INTO events (created, payload) VALUES (?, ?)"
+_SELECT_AVAILABLE = (
+    "SELECT id, payload FROM events WHERE lease_owner IS NULL OR lease_until <= ?"
+    " ORDER BY id LIMIT ?"
+)
+_COUNT_LIVE_LEASED = "SELECT count(*) FROM events WHERE lease_owner IS NOT NULL AND lease_until > ?"
+
+
+class _Lease:
+    """One event handed out by ``get_events_batch`` and not yet cleaned up."""
+
+    __slots__ = ("event", "rowid", "until")
+
+    def __init__(self, rowid: int, event: PayloadDict, until: float) -> None:
+        self.rowid = rowid
+        self.event = event  # keeps the dict alive so its id() is not reused while leased
+        self.until = until
+
+
+# --------------------------------------------------------------------------- process identity
+
+_host_key_cache: Optional[str] = None
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="ascii", errors="replace") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def _host_key() -> str:
+    """Identify "same kernel, same PID namespace": where a PID names one process."""
+    global _host_key_cache
+    if _host_key_cache is None:
+        try:
+            pid_ns = os.readlink("/proc/self/ns/pid")
+        except (OSError, AttributeError):
+            pid_ns = ""
+        boot_id = _read_text("/proc/sys/kernel/random/boot_id")
+        _host_key_cache = "|".join((socket.gethostname(), boot_id, pid_ns))
+    return _host_key_cache
+
+
+def _proc_stat(pid: int) -> Optional[Tuple[str, str]]:
+    """(state, start time in clock ticks since boot) from /proc, or None if unavailable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    end = data.rfind(b")")  # the command name may itself contain spaces and parentheses
+    fields = data[end + 2 :].split() if end >= 0 else []
+    if len(fields) < 20:
+        return None
+    return fields[0].decode("ascii", "replace"), fields[19].decode("ascii", "replace")
+
+
+def _process_start(pid: int) -> str:
+    stat = _proc_stat(pid)
+    return stat[1] if stat is not None else ""
+
+
+def _process_is_dead(pid: int, start: str) -> bool:
+    """True only when we are sure that process ``pid`` (started at ``start``) is gone.
+
+    Must only be asked about PIDs from the same host key. Any doubt answers False, so
+    the caller falls back to time-based lease expiry.
+    """
+    if os.name != "posix" or pid <= 0:  # os.kill(pid, 0) terminates processes on Windows
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # exists, belongs to another user
+    except OSError:
+        return False
+    stat = _proc_stat(pid)
+    if stat is None:
+        return False
+    state, started = stat
+    if state in ("Z", "X"):  # killed, not yet reaped by its parent
+        return True
+    return bool(start) and bool(started) and started != start
+
+
+def _without_stm(payload: PayloadDict) -> PayloadDict:
+    return {k: v for k, v in payload.items() if k != "stm"}
+
+
+def _new_token() -> int:
+    return int.from_bytes(os.urandom(8), "big") >> 2  # positive, fits SQLite's INTEGER
+
+
+# --------------------------------------------------------------------------- fork handling
+
+_STORES: weakref.WeakSet[SQLiteEventStore] = weakref.WeakSet()
+_REINIT_LOCK = threading.Lock()
+_FORK_SNAPSHOT: List[SQLiteEventStore] = []
+# Connections inherited across a fork that bypassed os.register_at_fork: never used again
+# and never closed explicitly (closing could disturb the parent's locks and WAL).
+_ABANDONED: List[sqlite3.Connection] = []
+
+
+def _before_fork() -> None:
+    _FORK_SNAPSHOT[:] = list(_STORES)
+    for store in _FORK_SNAPSHOT:
+        store._prepare_fork()
+
+
+def _after_fork_in_parent() -> None:
+    for store in _FORK_SNAPSHOT:
+        store._finish_fork_in_parent()
+    del _FORK_SNAPSHOT[:]
+
+
+def _after_fork_in_child() -> None:
+    global _REINIT_LOCK
+    _REINIT_LOCK = threading.Lock()
+    pid = os.getpid()
+    for store in _FORK_SNAPSHOT:
+        store._reset_in_child(pid)
+    del _FORK_SNAPSHOT[:]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _chunks(seq: Sequence[int], size: int = _CHUNK) -> Iterable[Sequence[int]]:
+    for start in range(0, len(seq), size):
+        yield seq[start : start + size]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _is_busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class _Rollback(Exception):
+    """Raised inside a _WriteTransaction to abandon it."""
+
+
+class _WriteTransaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        else:
+            self._rollback()
+
+    def _rollback(self) -> None:
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class SQLiteEventStore:
+    """Durable event store in a SQLite file, shareable by threads and processes.
+
+    Implements the 1.1.0 ``EventStore`` protocol (``add_event``, ``get_events_batch``,
+    ``cleanup``, ``size``) so it can be passed as ``event_store=`` to any emitter.
+
+    Guarantees:
+
+    * An event for which ``add_event`` returned True is in the database file (WAL
+      journal, ``synchronous=NORMAL``): it survives a crash or ``kill -9`` of the process.
+      ``synchronous=NORMAL`` does not protect the last commits against an operating
+      system crash or power loss; pass ``synchronous="FULL"`` for that (slower).
+    * At-least-once delivery: events leave the file only through
+      ``cleanup(batch, need_retry=False)`` or the documented caps.
+    * Each event is leased to one store instance (process) at a time: events returned by
+      ``get_events_batch`` are not handed out again until ``cleanup`` releases them or
+      the lease expires. Leases of a dead process on the same host are taken over at once.
+    * ``add_event`` never raises and never blocks for longer than ``busy_timeout``.
+      Failures are logged, counted in :attr:`dropped` and reported to ``on_drop``.
+
+    Args:
+        path: File name (``str`` or ``os.PathLike``). The directory must exist. In-memory
+            databases (``":memory:"``, ``""``) are rejected: use ``InMemoryEventStore``.
+        max_events: Cap on stored events (available and leased) across all processes.
+        max_age_seconds: Events older than this are deleted (reason ``"expired"``) when
+            not leased. None disables the age limit.
+        lease_seconds: How long events returned by ``get_events_batch`` stay reserved for
+            this process. Should exceed the emitter's longest send attempt.
+        overflow: What to do when ``max_events`` is reached: ``"drop_newest"`` refuses the
+            new event (1.1.0 behaviour); ``"drop_oldest"`` evicts the oldest events that
+            are not under a live lease (reason ``"evicted"``), or refuses the new one if
+            every event is leased.
+        logger: Logger to use; defaults to ``logging.getLogger("snowplow_tracker.event_store")``.
+        on_drop: ``on_drop(events, reason)`` called, outside the store's lock and in the
+            calling thread, for events refused or removed without being delivered.
+            Reasons: ``"full"``, ``"evicted"``, ``"expired"``, ``"corrupt"`` (undecodable
+            rows, reported as ``{"_corrupt_rowid": id}``), ``"unserializable"`` and
+            ``"error"`` (database error). Exceptions it raises are logged and swallowed.
+        clock: Wall-clock source (seconds since the epoch) for creation and lease times;
+            tests inject a fake clock. All processes sharing a file must agree on it.
+        busy_timeout: Seconds a call waits for another connection's write lock before
+            giving up (``add_event`` then drops the event with reason ``"error"``).
+        synchronous: SQLite ``PRAGMA synchronous`` level (``"NORMAL"`` by default).
+        detect_dead_owners: Take over the leases of dead processes on the same host
+            immediately (default True). When False, only lease expiry frees them.
+        purge_interval: Minimum seconds between two age purges (they scan the table).
+    """
+
+    def __init__(
+        self,
+        path: Union[str, os.PathLike[str]],
+        *,
+        max_events: int = 100_000,
+        max_age_seconds: Optional[float] = 30 * 24 * 3600.0,
+        lease_seconds: float = 60.0,
+        overflow: str = "drop_newest",
+        logger: Optional[logging.Logger] = None,
+        on_drop: Optional[DropCallback] = None,
+        clock: Clock = time.time,
+        busy_timeout: float = 1.0,
+        synchronous: str = "NORMAL",
+        detect_dead_owners: bool = True,
+        purge_interval: float = 60.0,
+    ) -> None:
+        filename = os.fspath(path)
+        if filename in ("", ":memory:") or filename.startswith("file::memory:"):
+            raise ValueError(
+                "SQLiteEventStore needs a file path; for a non-durable in-memory store "
+                "use InMemoryEventStore"
+            )
+        if int(max_events) < 1:
+            raise ValueError("max_events must be at least 1")
+        if max_age_seconds is not None and not max_age_seconds > 0:
+            raise ValueError("max_age_seconds must be positive or None")
+        if not (lease_seconds > 0 and math.isfinite(lease_seconds)):
+            raise ValueError("lease_seconds must be a positive number")
+        if overflow not in _OVERFLOW_POLICIES:
+            raise ValueError(f"overflow must be one of {', '.join(_OVERFLOW_POLICIES)}")
+        if not busy_timeout >= 0:
+            raise ValueError("busy_timeout must be >= 0")
+        if synchronous.upper() not in _SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS_MODES)}")
+        if not purge_interval >= 0:
+            raise ValueError("purge_interval must be >= 0")
+
+        self._path = filename
+        self._max_events = int(max_events)
+        self._max_age = None if max_age_seconds is None else float(max_age_seconds)
+        self._lease_seconds = float(lease_seconds)
+        self._overflow = overflow
+        self.logger = logger if logger is not None else logging.getLogger(_LOGGER_NAME)
+        self.on_drop = on_drop
+        self._clock = clock
+        self._busy_timeout = float(busy_timeout)
+        self._synchronous = synchronous.upper()
+        self._detect_dead = bool(detect_dead_owners)
+        self._purge_interval = float(purge_interval)
+
+        self._lock = threading.Lock()
+        self._fork_locked = False
+        self._pid = os.getpid()
+        self._token = _new_token()
+        self._start = _process_start(self._pid)
+        self._conn: Optional[sqlite3.Connection] = None
+        self._healed = False
+        self._leases: Dict[int, _Lease] = {}  # id(event dict) -> lease
+        self._by_row: Dict[int, int] = {}  # row id -> id(event dict)
+        self._next_purge = -math.inf
+        self._next_sweep = -math.inf
+        self._last_size = 0
+        self._drops: Dict[str, int] = {}
+        self._drop_log_at = -math.inf
+        self._drop_log_suppressed = 0
+
+        with self._lock:
+            self._connection()  # surface a bad path or schema now, not on the first event
+        _STORES.add(self)
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def path(self) -> str:
+        """The database file name."""
+        return self._path
+
+    @property
+    def dropped(self) -> int:
+        """Events refused or removed without delivery by this store instance (this process)."""
+        return sum(self._drops.values())
+
+    @property
+    def drop_counts(self) -> Dict[str, int]:
+        """:attr:`dropped` broken down by reason (a copy)."""
+        return dict(self._drops)
+
+    def add_event(self, payload: PayloadDict) -> bool:
+        """Store one event durably. Returns False if it was dropped (store full or error).
+
+        A ``stm`` key (send timestamp, set by emitters at send time) is not stored.
+        """
+        try:
+            text = _ENCODE(payload if "stm" not in payload else _without_stm(payload))
+        except (TypeError, ValueError) as exc:
+            self._drop_now([payload], "unserializable", f"event is not JSON-serialisable: {exc}")
+            return False
+        if self._pid != os.getpid():
+            self._check_pid()
+        drops: List[Tuple[List[PayloadDict], str]] = []
+        try:
+            with self._lock:
+                conn = self._conn or self._connection()
+                # Fast path: one statement, one implicit transaction, capacity check included.
+                cur = conn.execute(_INSERT, (self._clock(), text))
+                if cur.rowcount == 1:
+                    return True
+                ok = self._add_slow_locked(conn, text, payload, drops)
+        except Exception as exc:  # never raise to the tracking call
+            if isinstance(exc, UnicodeEncodeError):
+                # Lone surrogates cannot be stored as UTF-8: store them \\u-escaped instead.
+                ascii_text = _ENCODE_ASCII(_without_stm(payload))
+                try:
+                    with self._lock:
+                        conn = self._connection()
+                        ok = self._add_slow_locked(conn, ascii_text, payload, drops, insert=True)
+                    self._notify(drops)
+                    return ok
+                except Exception as exc2:
+                    exc = exc2
+            self.logger.warning("SQLiteEventStore: could not store event: %s", exc)
+            with self._lock:
+                self._count_drop("error", 1, "could not store event")
+            drops.append(([payload], "error"))
+            ok = False
+        self._notify(drops)
+        return ok
+
+    def get_events_batch(self, limit: Optional[int] = None) -> List[PayloadDict]:
+        """Lease and return up to ``limit`` available events (all of them if None), oldest first.
+
+        Also takes over leases of dead processes and purges expired events. Never raises
+        for database errors: it logs them and returns an empty list.
+        """
+        if limit is not None and limit <= 0:
+            return []
+        self._check_pid()
+        drops: List[Tuple[List[PayloadDict], str]] = []
+        events: List[PayloadDict] = []
+        with self._lock:
+            for attempt in range(_BATCH_ATTEMPTS):
+                try:
+                    events = self._lease_locked(limit, drops)
+                    break
+                except Exception as exc:
+                    retry = attempt + 1 < _BATCH_ATTEMPTS and isinstance(exc, sqlite3.Error)
+                    if retry and _is_busy(exc):
+                        continue
+                    self.logger.error("SQLiteEventStore: get_events_batch failed: %s", exc)
+                    drops = []
+                    break
+        self._notify(drops)
+        return events
+
+    def cleanup(self, batch: List[PayloadDict], need_retry: bool) -> None:
+        """Finish events returned by :meth:`get_events_batch` (the same dict objects).
+
+        ``need_retry`` False deletes them (delivered or given up); True releases their
+        lease so they are handed out again, in their original order. Dicts this store did
+        not hand out (or whose lease it lost) are ignored.
+        """
+        self._check_pid()
+        with self._lock:
+            rowids: List[int] = []
+            for event in batch:
+                lease = self._leases.get(id(event))
+                if lease is None or lease.event is not event:
+                    self.logger.debug("SQLiteEventStore: cleanup of an event not leased here")
+                    continue
+                del self._leases[id(event)]
+                self._by_row.pop(lease.rowid, None)
+                rowids.append(lease.rowid)
+            if not rowids:
+                return
+            rowids.sort()
+            what = "release" if need_retry else "delete"
+            for attempt in range(_BATCH_ATTEMPTS):
+                try:
+                    if need_retry:
+                        self._release_locked(rowids)
+                    else:
+                        self._delete_leased_locked(rowids)
+                    return
+                except Exception as exc:
+                    retry = attempt + 1 < _BATCH_ATTEMPTS and isinstance(exc, sqlite3.Error)
+                    if retry and _is_busy(exc):
+                        continue
+                    # The rows stay leased; they are handed out again when the lease expires.
+                    self.logger.error(
+                        "SQLiteEventStore: could not %s %d events: %s", what, len(rowids), exc
+                    )
+                    return
+
+    def size(self) -> int:
+        """Events stored and not deleted (available and leased), across all processes. O(1)."""
+        self._check_pid()
+        with self._lock:
+            try:
+                conn = self._connection()
+                self._last_size = int(conn.execute(_COUNT).fetchone()[0])
+            except Exception as exc:
+                self.logger.warning("SQLiteEventStore: size() failed: %s", exc)
+            return self._last_size
+
+    def pending(self) -> int:
+        """Events available to ``get_events_batch`` now: not leased, or lease expired or dead."""
+        self._check_pid()
+        with self._lock:
+            try:
+                conn = self._connection()
+                total = int(conn.execute(_COUNT).fetchone()[0])
+                now = self._clock()
+                dead = self._dead_owners(conn)
+                leased = int(conn.execute(_COUNT_LIVE_LEASED, (now,)).fetchone()[0])
+                for chunk in _chunks(dead):
+                    leased -= int(
+                        conn.execute(
+                            f"{_COUNT_LIVE_LEASED} AND lease_owner IN ({_marks(len(chunk))})",
+                            (now, *chunk),
+                        ).fetchone()[0]
+                    )
+                return max(total - leased, 0)
+            except Exception as exc:
+                self.logger.warning("SQLiteEventStore: pending() failed: %s", exc)
+                return 0
+
+    def close(self) -> None:
+        """Release this store's leases and close the connection.
+
+        The store stays usable: a later call reopens the file. Leased events released
+        here may be handed out again, so a delivery still in flight can be duplicated.
+        """
+        self._check_pid()
+        with self._lock:
+            conn, self._conn = self._conn, None
+            self._leases.clear()
+            self._by_row.clear()
+            if conn is None:
+                return
+            try:
+                with _WriteTransaction(conn):
+                    conn.execute(
+                        "UPDATE events SET lease_owner = NULL, lease_until = NULL"
+                        " WHERE lease_owner = ?",
+                        (self._token,),
+                    )
+                    conn.execute("DELETE FROM owners WHERE token = ?", (self._token,))
+            except Exception as exc:
+                self.logger.warning("SQLiteEventStore: could not release leases: %s", exc)
+            try:
+                conn.close()
+            except sqlite3.Error as exc:
+                self.logger.warning("SQLiteEventStore: close failed: %s", exc)
+
+    def __enter__(self) -> SQLiteEventStore:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"SQLiteEventStore({self._path!r}, max_events={self._max_events}, "
+            f"overflow={self._overflow!r})"
+        )
+
+    # ------------------------------------------------------------------ connection
+
+    def _connection(self) -> sqlite3.Connection:
+        """The open connection of this process (lock held)."""
+        conn = self._conn
+        if conn is None:
+            conn = self._open()
+            self._conn = conn
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,  # guarded by self._lock
+        )
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                self.logger.warning(
+                    "SQLiteEventStore: journal mode is %s, not WAL, for %s", mode, self._path
+                )
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            self._ensure_schema(conn)
+            conn.execute(_CAP_TRIGGER.format(cap=self._max_events))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version != SCHEMA_VERSION:
+            with _WriteTransaction(conn):
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                if version > SCHEMA_VERSION:
+                    raise ValueError(
+                        f"{self._path} has event store schema version {version}; this "
+                        f"version of snowplow_tracker supports up to {SCHEMA_VERSION}"
+                    )
+                if version < SCHEMA_VERSION:
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if not self._healed:
+            self._heal_count(conn)
+            self._healed = True
+
+    def _heal_count(self, conn: sqlite3.Connection) -> None:
+        """Recompute ``meta.base`` exactly (O(n), once per store), in case rows were
+        deleted behind our back."""
+        try:
+            with _WriteTransaction(conn):
+                exact = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+                self._set_base(conn, exact)
+        except sqlite3.Error as exc:
+            self.logger.debug("SQLiteEventStore: count check skipped: %s", exc)
+
+    @staticmethod
+    def _set_base(conn: sqlite3.Connection, count: int) -> None:
+        """Store ``base`` so that ``max(id) - base`` is ``count`` (in a write transaction)."""
+        high, low = conn.execute(
+            "SELECT (SELECT max(id) FROM events), (SELECT min(id) FROM events)"
+        ).fetchone()
+        if high is None:
+            base = 0  # empty: the next row gets id 1
+        else:
+            base = int(high) - count
+            if count < 1 or base < int(low) - 1:  # impossible: bookkeeping is off, recount
+                base = int(high) - int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        conn.execute("UPDATE meta SET base = ? WHERE k = 0", (base,))
+
+    def _delete_rows(
+        self,
+        conn: sqlite3.Connection,
+        rowids: Sequence[int],
+        where: str = "",
+        params: Tuple[Any, ...] = (),
+    ) -> int:
+        """Delete rows by id inside a write transaction, keeping ``meta.base`` right."""
+        if not rowids:
+            return 0
+        before = int(conn.execute(_COUNT).fetchone()[0])
+        deleted = 0
+        for chunk in _chunks(rowids):
+            cur = conn.execute(
+                f"DELETE FROM events WHERE id IN ({_marks(len(chunk))}){where}",
+                (*chunk, *params),
+            )
+            deleted += max(cur.rowcount, 0)
+        if deleted:
+            self._set_base(conn, before - deleted)
+        for rowid in rowids:
+            key = self._by_row.pop(rowid, None)
+            if key is not None:
+                self._leases.pop(key, None)
+        return deleted
+
+    # ------------------------------------------------------------------ add
+
+    def _add_slow_locked(
+        self,
+        conn: sqlite3.Connection,
+        text: str,
+        payload: PayloadDict,
+        drops: List[Tuple[List[PayloadDict], str]],
+        insert: bool = False,
+    ) -> bool:
+        """The store looked full (or ``insert``: try the fast insert first)."""
+        now = self._clock()
+        if insert and conn.execute(_INSERT, (now, text)).rowcount == 1:
+            return True
+        if self._overflow == "drop_oldest" and self._evict_and_insert(conn, now, text, drops):
+            return True
+        self._count_drop("full", 1, f"event store is full (max_events={self._max_events})")
+        drops.append(([payload], "full"))
+        return False
+
+    def _evict_and_insert(
+        self,
+        conn: sqlite3.Connection,
+        now: float,
+        text: str,
+        drops: List[Tuple[List[PayloadDict], str]],
+    ) -> bool:
+        evicted: List[Tuple[int, Any]] = []
+        try:
+            with _WriteTransaction(conn):
+                count = int(conn.execute(_COUNT).fetchone()[0])
+                need = count - self._max_events + 1
+                if need > 0:
+                    evicted = conn.execute(_SELECT_AVAILABLE, (now, need)).fetchall()
+                    if len(evicted) < need:
+                        raise _Rollback  # the rest is leased: refuse the new event instead
+                    self._delete_rows(conn, [row[0] for row in evicted])
+                if conn.execute(_INSERT, (now, text)).rowcount != 1:
+                    raise _Rollback
+        except _Rollback:
+            return False
+        if evicted:
+            self._count_drop("evicted", len(evicted), "event store is full; evicted oldest")
+            if self.on_drop is not None:
+                drops.append((self._decode_for_report(evicted), "evicted"))
+        return True
+
+    # ------------------------------------------------------------------ lease
+
+    def _lease_locked(
+        self, limit: Optional[int], drops: List[Tuple[List[PayloadDict], str]]
+    ) -> List[PayloadDict]:
+        conn = self._connection()
+        now = self._clock()
+        dead = self._dead_owners(conn)
+        until = now + self._lease_seconds
+        events: List[PayloadDict] = []
+        good: List[int] = []
+        corrupt: List[int] = []
+        expired: List[Tuple[int, Any]] = []
+        purge = self._max_age is not None and now >= self._next_purge
+        with _WriteTransaction(conn):
+            for chunk in _chunks(dead):
+                marks = _marks(len(chunk))
+                conn.execute(
+                    "UPDATE events SET lease_owner = NULL, lease_until = NULL"
+                    f" WHERE lease_owner IN ({marks})",
+                    tuple(chunk),
+                )
+                conn.execute(f"DELETE FROM owners WHERE token IN ({marks})", tuple(chunk))
+            if dead:
+                self.logger.info(
+                    "SQLiteEventStore: took over the leases of %d dead process(es)", len(dead)
+                )
+            if purge:
+                expired = conn.execute(
+                    "SELECT id, payload FROM events WHERE created < ?"
+                    " AND (lease_owner IS NULL OR lease_until <= ?) ORDER BY id",
+                    (now - (self._max_age or 0.0), now),
+                ).fetchall()
+                self._delete_rows(conn, [row[0] for row in expired])
+                conn.execute(
+                    "DELETE FROM owners WHERE token != ? AND seen < ?",
+                    (self._token, now - _OWNER_TTL),
+                )
+            conn.execute(
+                "INSERT OR REPLACE INTO owners (token, pid, host, start, seen)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (self._token, self._pid, _host_key(), self._start, now),
+            )
+            rows = conn.execute(_SELECT_AVAILABLE, (now, -1 if limit is None else limit))
+            for rowid, text in rows.fetchall():
+                try:
+                    event = json.loads(text)
+                except (TypeError, ValueError):
+                    event = None
+                if isinstance(event, dict):
+                    good.append(rowid)
+                    events.append(event)
+                else:
+                    corrupt.append(rowid)
+            self._delete_rows(conn, corrupt)
+            for chunk in _chunks(good):
+                conn.execute(
+                    "UPDATE events SET lease_owner = ?, lease_until = ?"
+                    f" WHERE id IN ({_marks(len(chunk))})",
+                    (self._token, until, *chunk),
+                )
+        if purge:
+            self._next_purge = now + self._purge_interval
+        if expired:
+            self._count_drop("expired", len(expired), "events older than max_age_seconds")
+            if self.on_drop is not None:
+                drops.append((self._decode_for_report(expired), "expired"))
+        if corrupt:
+            self.logger.error(
+                "SQLiteEventStore: deleted %d corrupt rows from %s", len(corrupt), self._path
+            )
+            self._count_drop("corrupt", len(corrupt), None)
+            drops.append(([{"_corrupt_rowid": rowid} for rowid in corrupt], "corrupt"))
+        self._remember_leases(good, events, until, now)
+        return events
+
+    def _remember_leases(
+        self, rowids: List[int], events: List[PayloadDict], until: float, now: float
+    ) -> None:
+        if now >= self._next_sweep:
+            # Forget batches the emitter never cleaned up, long after their lease ended.
+            horizon = now - 10 * self._lease_seconds
+            for key, lease in list(self._leases.items()):
+                if lease.until < horizon:
+                    del self._leases[key]
+                    self._by_row.pop(lease.rowid, None)
+            self._next_sweep = now + self._lease_seconds
+        for rowid, event in zip(rowids, events):
+            stale = self._by_row.pop(rowid, None)
+            if stale is not None:
+                self._leases.pop(stale, None)
+            self._leases[id(event)] = _Lease(rowid, event, until)
+            self._by_row[rowid] = id(event)
+
+    def _dead_owners(self, conn: sqlite3.Connection) -> List[int]:
+        if not self._detect_dead:
+            return []
+        rows = conn.execute(
+            "SELECT token, pid, start FROM owners WHERE host = ? AND token != ?",
+            (_host_key(), self._token),
+        ).fetchall()
+        return [int(token) for token, pid, start in rows if _process_is_dead(int(pid), str(start))]
+
+    # ------------------------------------------------------------------ cleanup
+
+    def _release_locked(self, rowids: List[int]) -> None:
+        conn = self._connection()
+        with _WriteTransaction(conn):
+            for chunk in _chunks(rowids):
+                conn.execute(
+                    "UPDATE events SET lease_owner = NULL, lease_until = NULL"
+                    f" WHERE id IN ({_marks(len(chunk))}) AND lease_owner = ?",
+                    (*chunk, self._token),
+                )
+
+    def _delete_leased_locked(self, rowids: List[int]) -> None:
+        conn = self._connection()
+        with _WriteTransaction(conn):
+            self._delete_rows(conn, rowids, " AND lease_owner = ?", (self._token,))
+
+    # ------------------------------------------------------------------ drops
+
+    def _decode_for_report(self, rows: Sequence[Tuple[int, Any]]) -> List[PayloadDict]:
+        out: List[PayloadDict] = []
+        for rowid, text in rows:
+            try:
+                event = json.loads(text)
+            except (TypeError, ValueError):
+                event = None
+            out.append(event if isinstance(event, dict) else {"_corrupt_rowid": rowid})
+        return out
+
+    def _count_drop(self, reason: str, n: int, message: Optional[str]) -> None:
+        """Count dropped events and log, rate-limited (lock held)."""
+        self._drops[reason] = self._drops.get(reason, 0) + n
+        if message is None:
+            return
+        now = time.monotonic()
+        if now >= self._drop_log_at:
+            suppressed = self._drop_log_suppressed
+            self._drop_log_suppressed = 0
+            self._drop_log_at = now + _DROP_LOG_INTERVAL
+            self.logger.warning(
+                "SQLiteEventStore: dropped %d event(s) (%s): %s%s",
+                n,
+                reason,
+                message,
+                f" ({suppressed} more drops not logged)" if suppressed else "",
+            )
+        else:
+            self._drop_log_suppressed += n
+
+    def _drop_now(self, events: List[PayloadDict], reason: str, message: str) -> None:
+        with self._lock:
+            self._count_drop(reason, len(events), message)
+        self._notify([(events, reason)])
+
+    def _notify(self, drops: List[Tuple[List[PayloadDict], str]]) -> None:
+        callback = self.on_drop
+        if callback is None:
+            return
+        for events, reason in drops:
+            try:
+                callback(events, reason)
+            except Exception:
+                self.logger.exception("SQLiteEventStore: on_drop callback raised")
+
+    # ------------------------------------------------------------------ fork safety
+
+    def _check_pid(self) -> None:
+        pid = os.getpid()
+        if pid != self._pid:
+            with _REINIT_LOCK:
+                if pid != self._pid:
+                    self._reset_in_child(pid)
+
+    def _prepare_fork(self) -> None:
+        """Before fork: close the connection so no SQLite state is inherited."""
+        self._fork_locked = self._lock.acquire(timeout=self._busy_timeout + 1.0)
+        if self._fork_locked and self._conn is not None and self._pid == os.getpid():
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None  # reopened lazily by the parent
+
+    def _finish_fork_in_parent(self) -> None:
+        if self._fork_locked:
+            self._fork_locked = False
+            self._lock.release()
+
+    def _reset_in_child(self, pid: int) -> None:
+        """First use in a forked child: fresh lock, connection, identity and counters."""
+        self._lock = threading.Lock()
+        self._fork_locked = False
+        if self._conn is not None:
+            _ABANDONED.append(self._conn)
+            self._conn = None
+        self._pid = pid
+        self._token = _new_token()
+        self._start = _process_start(pid)
+        self._leases.clear()
+        self._by_row.clear()
+        self._drops = {}
+        self._drop_log_at = -math.inf
+        self._drop_log_suppressed = 0
