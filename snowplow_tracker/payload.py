@@ -4,9 +4,29 @@ from __future__ import annotations
 
 import base64 as _base64
 import json
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 from snowplow_tracker.typing import JsonEncoderFunction, PayloadDict
+
+# Encoders equivalent to ``json.dumps(obj, ensure_ascii=False, default=json_encoder)``,
+# built once instead of on every call. A JSONEncoder keeps no state between calls.
+_PLAIN_ENCODER = json.JSONEncoder(ensure_ascii=False)
+_last_custom_encoder: Tuple[Optional[JsonEncoderFunction], json.JSONEncoder] = (
+    None,
+    _PLAIN_ENCODER,
+)
+
+
+def _encoder_for(json_encoder: Optional[JsonEncoderFunction]) -> json.JSONEncoder:
+    global _last_custom_encoder
+    if json_encoder is None:
+        return _PLAIN_ENCODER
+    cached_function, cached_encoder = _last_custom_encoder
+    if cached_function is json_encoder:
+        return cached_encoder
+    encoder = json.JSONEncoder(ensure_ascii=False, default=json_encoder)
+    _last_custom_encoder = (json_encoder, encoder)
+    return encoder
 
 
 class Payload:
@@ -72,7 +92,7 @@ class Payload:
         """
         if not dict_:
             return
-        text = json.dumps(dict_, ensure_ascii=False, default=json_encoder)
+        text = _encoder_for(json_encoder).encode(dict_)
         if encode_base64:
             encoded = _base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii")
             self.nv_pairs[type_when_encoded] = encoded
