@@ -15,7 +15,10 @@ from snowplow_tracker.typing import FailureCallback, PayloadDictList, SuccessCal
 logger = logging.getLogger(__name__)
 
 RequestTimeout = Union[float, Tuple[float, float]]
+"""Seconds, or a ``(connect, read)`` pair of seconds."""
+
 DropCallback = Callable[[PayloadDictList, str], None]
+"""Called with events dropped before any send attempt and the reason."""
 
 _EVENT_STORE_METHODS = ("add_event", "get_events_batch", "cleanup", "size")
 

@@ -54,11 +54,13 @@ class Snowplow:
             The new tracker.
 
         Raises:
-            TypeError: If ``endpoint`` is ``None``, or ``namespace`` is already registered
-                (checked before anything is built).
+            TypeError: If ``endpoint`` is ``None``, or ``namespace`` is not a string or is
+                already registered (checked before anything is built).
         """
         if endpoint is None:
             raise TypeError("endpoint must be given; it is None.")
+        if not isinstance(namespace, str):
+            raise TypeError(f"namespace must be a string, not {type(namespace).__name__}.")
         if tracker_config is None:
             tracker_config = TrackerConfiguration()
         if emitter_config is None:

@@ -56,7 +56,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ContextList = Optional[List[SelfDescribingJson]]
+"""Context entities of one event, or ``None``."""
+
 EmitterArgument = Union[List[EmitterProtocol], Tuple[EmitterProtocol, ...], EmitterProtocol]
+"""What ``Tracker(emitters=...)`` accepts: one emitter, or a list or tuple of them."""
 
 _LINK_CLICK_SCHEMA = f"{BASE_SCHEMA_PATH}/link_click/{SCHEMA_TAG}/1-0-1"
 _ADD_TO_CART_SCHEMA = f"{BASE_SCHEMA_PATH}/add_to_cart/{SCHEMA_TAG}/1-0-0"

@@ -51,11 +51,19 @@ FORM_TYPES = {
 """HTML ``<input type>`` values accepted by the form tracking methods."""
 
 FormNodeName = Literal["INPUT", "TEXTAREA", "SELECT"]
+"""A value of ``FORM_NODE_NAMES``."""
+
 ElementClasses = Union[List[str], Tuple[str, Any]]
+"""CSS classes of an HTML element."""
+
 FormClasses = ElementClasses
+"""CSS classes of an HTML form."""
 
 HttpProtocol = Literal["http", "https"]
+"""Scheme used to reach the collector."""
+
 Method = Literal["get", "post"]
+"""HTTP method used to send events."""
 
 SuccessCallback = Callable[[PayloadDictList], None]
 """Called with the list of event dicts a send delivered."""
@@ -67,6 +75,7 @@ SUPPORTED_PLATFORMS = {"pc", "tv", "mob", "cnsl", "iot", "web", "srv", "app"}
 """Values accepted for the ``p`` (platform) key."""
 
 SupportedPlatform = Literal["pc", "tv", "mob", "cnsl", "iot", "web", "srv", "app"]
+"""A value of ``SUPPORTED_PLATFORMS``."""
 
 
 class EmitterProtocol(Protocol):

@@ -159,6 +159,12 @@ def test_endpoint_none_is_a_type_error(fakes: List[Any]) -> None:
     assert fakes == []
 
 
+def test_bad_namespace_raises_before_building(fakes: List[Any]) -> None:
+    with pytest.raises(TypeError, match="namespace"):
+        Snowplow.create_tracker(None, "localhost")  # type: ignore[arg-type]
+    assert fakes == []
+
+
 def test_duplicate_namespace_raises_before_building(fakes: List[Any]) -> None:
     first = Snowplow.create_tracker("ns", "localhost")
     with pytest.raises(TypeError, match="ns"):

@@ -310,6 +310,21 @@ def test_event_shared_by_trackers_with_different_encodings(recorder: RecordingEm
         assert "cx" in payload and "co" not in payload
 
 
+def test_caller_objects_are_not_mutated(recorder: RecordingEmitter) -> None:
+    seed = {"e": "se", "se_ca": "c", "se_ac": "a", "skip": None}
+    event_data = {"k": [1, 2]}
+    context_data = {"c": {"nested": True}}
+    subject = Subject().set_user_id("u")
+    snapshot = (dict(seed), repr(event_data), repr(context_data), dict(subject.standard_nv_pairs))
+    event = Event(dict_=seed, context=[SelfDescribingJson(CTX_SCHEMA, context_data)])
+    tracker = Tracker("ns", [recorder, RecordingEmitter()], subject=subject)
+    tracker.track(event)
+    tracker.track(SelfDescribing(SelfDescribingJson(EVENT_SCHEMA, event_data)))
+    recorder.last["k"] = "emitter side change"
+    after = (seed, repr(event_data), repr(context_data), subject.standard_nv_pairs)
+    assert after == snapshot
+
+
 def test_tracker_subject_not_mutated_by_tracking(recorder: RecordingEmitter) -> None:
     subject = Subject().set_user_id("u")
     tracker = Tracker("ns", recorder, subject=subject)
