@@ -404,10 +404,16 @@ class Emitter(EmitterProtocol):
     def shutdown(self, timeout: float = 5.0) -> DeliveryReport:
         """Flush (as :meth:`force_flush`) and stop: later events are dropped and counted.
 
+        With ``timeout <= 0`` nothing more is sent: buffered events stay in the store
+        (lost with an in-memory store, kept with a durable one) and count as pending.
+
         Returns:
             The report of the final flush.
         """
-        report = self.force_flush(timeout)
+        if timeout > 0:
+            report = self.force_flush(timeout)
+        else:
+            report = DeliveryReport(pending=self._pending(), timed_out=self._pending() > 0)
         self._shut_down = True
         self.cancel_flush_timer()
         self._cancel_retry_timer()
@@ -986,13 +992,8 @@ class AsyncEmitter(Emitter):
 
     def shutdown(self, timeout: float = 5.0) -> DeliveryReport:
         """Flush within ``timeout`` seconds, then stop the threads; later events are dropped."""
-        report = self.force_flush(timeout)
+        report = super().shutdown(timeout)
         self._stop_threads(timeout=0.5)
-        self._shut_down = True
-        self.cancel_flush_timer()
-        self._cancel_retry_timer()
-        self._close()
-        _lifecycle.unregister(self)
         return report
 
     def _stop_threads(self, timeout: float) -> None:

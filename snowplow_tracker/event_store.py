@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 from typing_extensions import Protocol
 
@@ -148,18 +148,7 @@ class InMemoryEventStore(EventStore):
             self.logger.exception("on_drop callback raised")
 
 
-def _load_sqlite_store() -> type:
-    from snowplow_tracker._sqlite_store import SQLiteEventStore
+# Imported last: the durable store builds on the protocol above.
+from snowplow_tracker._sqlite_store import SQLiteEventStore  # noqa: E402
 
-    return SQLiteEventStore
-
-
-def __getattr__(name: str) -> object:
-    # SQLiteEventStore is imported on first use so that importing the package does not
-    # import sqlite3.
-    if name == "SQLiteEventStore":
-        return _load_sqlite_store()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__: List[str] = ["EventStore", "InMemoryEventStore", "SQLiteEventStore"]
+__all__ = ["EventStore", "InMemoryEventStore", "SQLiteEventStore"]

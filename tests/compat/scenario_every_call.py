@@ -136,7 +136,9 @@ def run(tracker: Tracker) -> None:
             context=ctx,
         )
     )
-    tracker.track_page_view("https://example.com/legacy", "Legacy", "https://r/", ctx, 1699999990000)
+    tracker.track_page_view(
+        "https://example.com/legacy", "Legacy", "https://r/", ctx, 1699999990000
+    )
     tracker.track_page_ping("https://example.com/legacy", "Legacy", None, 1, 2, 3, 4, ctx)
     tracker.track_link_click(
         "https://example.com/target",

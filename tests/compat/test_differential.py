@@ -30,10 +30,14 @@ def _run(python: Any, collector: LocalCollector, version: str) -> List[Request]:
     assert result == {"done": True}
     seen: List[Request] = []
     for request in collector.requests():
-        query = urllib.parse.parse_qsl(request.query, keep_blank_values=True)
+        query = urllib.parse.parse_qsl(request["query"], keep_blank_values=True)
         query = [(k, "<tv>" if k == "tv" else v) for k, v in query]
-        body = request.body.decode("utf-8").replace(f'"tv": "py-{version}"', '"tv": "<tv>"')
-        seen.append((request.method, request.path, query, body))
+        body = (
+            (request["body"] or b"")
+            .decode("utf-8")
+            .replace(f'"tv": "py-{version}"', '"tv": "<tv>"')
+        )
+        seen.append((request["method"], request["path"], query, body))
     return seen
 
 
