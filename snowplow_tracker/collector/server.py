@@ -331,6 +331,7 @@ class _Handler(BaseHTTPRequestHandler):
         if entry is not None:
             entry["status"] = status
             entry["error"] = reason
+            self._log(entry)
         if status is not None:
             self._respond(status, (reason + "\n").encode("utf-8"), close=True)
         self.close_connection = True
@@ -432,6 +433,7 @@ class _Handler(BaseHTTPRequestHandler):
         if entry is not None:
             entry["status"] = 413
             entry["error"] = reason
+            self._log(entry)
             collector._store_size_violation(self._context(entry), self.requestline, size, limit)
         self._respond(413, f"Payload Too Large: {reason}\n".encode(), close=True)
         self._drain(min(drain, _DRAIN_CAP))
@@ -454,6 +456,12 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     # -- tracking requests ------------------------------------------------------------------
+
+    def _log(self, entry: Dict[str, Any]) -> None:
+        """Add the request to the collector's request log (once)."""
+        if getattr(self, "_logged_entry", None) is not entry:
+            self._logged_entry = entry
+            self.server.collector._store.record_request(entry)
 
     def _context(self, entry: Dict[str, Any]) -> RequestContext:
         collector = self.server.collector
@@ -514,7 +522,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 body = self._read_body(entry)
             except _BodyUnavailable:
-                collector._store.record_request(entry)
+                self._log(entry)
                 return
         entry["body"] = body
         ctx = self._context(entry)
@@ -524,7 +532,7 @@ class _Handler(BaseHTTPRequestHandler):
             entry["fault"] = (
                 f"drop:{decision.drop}" if decision.drop else f"status:{decision.status}"
             )
-        collector._store.record_request(entry)
+        self._log(entry)
         if decision.delay > 0 and collector._stopping.wait(decision.delay):
             self.close_connection = True
             return

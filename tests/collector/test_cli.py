@@ -32,7 +32,7 @@ class Cli:
             text=True,
             env=env,
         )
-        self.lines: "queue.Queue[str]" = queue.Queue()
+        self.lines: queue.Queue[str] = queue.Queue()
         assert self.process.stdout is not None
         self._reader = threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True)
         self._reader.start()
@@ -75,7 +75,7 @@ def cli_factory() -> Iterator[List[Cli]]:
         cli.kill()
 
 
-def start(cli_factory: List[Cli], *args: str) -> "tuple[Cli, str]":
+def start(cli_factory: List[Cli], *args: str) -> tuple[Cli, str]:
     cli = Cli(*args)
     cli_factory.append(cli)
     match = ENDPOINT.search(cli.next_line("listening on"))
@@ -88,7 +88,9 @@ def test_cli_prints_one_line_per_event_and_stops_on_sigint(
 ) -> None:
     cli, endpoint = start(cli_factory, "--iglu-dir", str(shared_iglu_dir))
     with requests.Session() as http:
-        assert http.get(endpoint + "/i", params=page_view(aid="cli-get"), timeout=5).status_code == 200
+        assert (
+            http.get(endpoint + "/i", params=page_view(aid="cli-get"), timeout=5).status_code == 200
+        )
         line = cli.next_line("page_view")
         assert line.startswith("GOOD page_view iglu:com.snowplowanalytics.snowplow/page_view/")
         assert "app_id=cli-get" in line and "valid" in line
@@ -98,7 +100,11 @@ def test_cli_prints_one_line_per_event_and_stops_on_sigint(
         assert good.startswith("GOOD unstruct iglu:com.snowplowanalytics.snowplow/link_click/")
         bad = cli.next_line("cli-bad")
         assert bad.startswith("BAD ") and "invalid: field 'eid' is not a valid UUID" in bad
-        assert http.get(endpoint + "/micro/all", timeout=5).json() == {"total": 3, "good": 2, "bad": 1}
+        assert http.get(endpoint + "/micro/all", timeout=5).json() == {
+            "total": 3,
+            "good": 2,
+            "bad": 1,
+        }
     assert cli.stop(signal.SIGINT) == 0
     cli.next_line("Stopped: 2 good, 1 bad")
 

@@ -13,11 +13,17 @@ from .helpers import TP2, body, link_click, page_view
 pytest_plugins = ["pytester"]
 
 USES_FIXTURE = """
+import json
+
 import requests
 
+SP = "iglu:com.snowplowanalytics.snowplow/"
 TP2 = "/com.snowplowanalytics.snowplow/tp2"
 PV = {"e": "pv", "p": "web", "tv": "t", "aid": "plugin"}
-LC = {"e": "ue", "p": "web", "tv": "t", "ue_pr": '{"schema": "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0", "data": {"schema": "iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1", "data": {"targetUrl": "https://x.example"}}}'}
+CLICK = {"schema": SP + "link_click/jsonschema/1-0-1", "data": {"targetUrl": "https://x.example"}}
+UE = {"schema": SP + "unstruct_event/jsonschema/1-0-0", "data": CLICK}
+LC = {"e": "ue", "p": "web", "tv": "t", "ue_pr": json.dumps(UE)}
+BODY = {"schema": SP + "payload_data/jsonschema/1-0-4", "data": [PV, LC]}
 
 
 def test_first(snowplow_collector):
@@ -30,14 +36,14 @@ def test_first(snowplow_collector):
 def test_second_starts_clean(snowplow_collector):
     assert snowplow_collector.summary() == {"total": 0, "good": 0, "bad": 0}
     assert snowplow_collector.requests() == []
-    response = requests.post(snowplow_collector.endpoint + TP2, json={"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4", "data": [PV, LC]}, timeout=5)
+    response = requests.post(snowplow_collector.endpoint + TP2, json=BODY, timeout=5)
     assert response.status_code == 200
     assert snowplow_collector.wait_for(2)
-    print("VERDICT", snowplow_collector.summary(), [b["errors"] for b in snowplow_collector.bad()])
+    errors = [b["errors"] for b in snowplow_collector.bad()]
+    print("VERDICT", snowplow_collector.summary(), errors)
 
 
-def test_same_server_for_the_session(snowplow_collector, request):
-    ports = request.config.cache_ports if hasattr(request.config, "cache_ports") else None
+def test_same_server_for_the_session(snowplow_collector):
     assert snowplow_collector.running
 """
 
@@ -76,7 +82,9 @@ def test_lenient_command_line_flag(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*VERDICT {'total': 2, 'good': 2, 'bad': 0}*"])
 
 
-def test_factory_fixture_starts_extra_collectors_that_are_stopped(pytester: pytest.Pytester) -> None:
+def test_factory_fixture_starts_extra_collectors_that_are_stopped(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makepyfile(
         """
         import requests
@@ -86,7 +94,8 @@ def test_factory_fixture_starts_extra_collectors_that_are_stopped(pytester: pyte
         def test_factory(snowplow_collector_factory):
             tiny = snowplow_collector_factory(max_body_bytes=10)
             SEEN.append(tiny)
-            response = requests.post(tiny.endpoint + "/com.snowplowanalytics.snowplow/tp2", data=b"x" * 100, timeout=5)
+            url = tiny.endpoint + "/com.snowplowanalytics.snowplow/tp2"
+            response = requests.post(url, data=b"x" * 100, timeout=5)
             assert response.status_code == 413
 
         def test_stopped_afterwards():
