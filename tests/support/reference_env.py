@@ -42,7 +42,7 @@ def _has_reference(python: Path) -> bool:
 
 
 def reference_python() -> Path:
-    """Return the interpreter of an environment with snowplow-tracker 1.1.0, building it if needed."""
+    """The interpreter of an environment with snowplow-tracker 1.1.0, built if needed."""
     override = os.environ.get("SNOWPLOW_REFERENCE_PYTHON")
     if override:
         return Path(override)
@@ -52,8 +52,15 @@ def reference_python() -> Path:
     CACHE_DIR.parent.mkdir(parents=True, exist_ok=True)
     venv.EnvBuilder(with_pip=True, clear=True).create(CACHE_DIR)
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         f"snowplow-tracker=={REFERENCE_VERSION}"],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            f"snowplow-tracker=={REFERENCE_VERSION}",
+        ],
         check=True,
         timeout=600,
     )
@@ -79,7 +86,8 @@ def run_script(python: Path | str, script: str, *args: str, timeout: float = 120
     )
     if result.returncode != 0:
         raise RuntimeError(
-            f"script failed with {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            f"script failed with {result.returncode}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
         )
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     return json.loads(lines[-1]) if lines else None
