@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 import warnings
@@ -53,6 +54,10 @@ __all__ = [
     "Tracker",
 ]
 
+
+_UUID4 = uuid.uuid4
+# RFC 4122 variant: the top two bits of the 17th hex digit are 10.
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 logger = logging.getLogger(__name__)
 
 ContextList = Optional[List[SelfDescribingJson]]
@@ -174,9 +179,15 @@ class Tracker:
         """Return a new random event ID.
 
         Returns:
-            ``str(uuid.uuid4())``.
+            ``str(uuid.uuid4())``: a random (version 4) UUID. It is formatted directly from
+            ``os.urandom`` (the same source and bits as ``uuid.uuid4``, at half the cost);
+            when ``uuid.uuid4`` has been replaced, e.g. by a test pinning ids, that
+            replacement is called instead.
         """
-        return str(uuid.uuid4())
+        if uuid.uuid4 is not _UUID4:
+            return str(uuid.uuid4())
+        h = os.urandom(16).hex()
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
     @staticmethod
     def get_timestamp(tstamp: Optional[float] = None) -> int:
@@ -220,7 +231,7 @@ class Tracker:
             for emitter in targets[:-1]:
                 emitter.input(dict(nv_pairs))
             targets[-1].input(nv_pairs)
-        return cast(Optional[str], event_id)
+        return cast("Optional[str]", event_id)
 
     def complete_payload(self, event: Event) -> Payload:
         """Build an event's payload and add the tracker's keys.
