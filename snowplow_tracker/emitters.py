@@ -68,8 +68,14 @@ __all__ = [
 ]
 
 _POST_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
-_ORIGINAL_REQUESTS_POST = requests.post
-_ORIGINAL_REQUESTS_GET = requests.get
+# requests' own functions, unless a test had already replaced them when this module loaded
+# (then every request goes through the replacement, as in 1.1.0).
+_ORIGINAL_REQUESTS_POST = (
+    requests.post if getattr(requests.post, "__module__", None) == "requests.api" else None
+)
+_ORIGINAL_REQUESTS_GET = (
+    requests.get if getattr(requests.get, "__module__", None) == "requests.api" else None
+)
 
 RequestTimeout = Union[float, Tuple[float, float]]
 DropCallback = Callable[[PayloadDictList, str], None]

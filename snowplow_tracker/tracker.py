@@ -55,7 +55,8 @@ __all__ = [
 ]
 
 
-_UUID4 = uuid.uuid4
+# The standard library's uuid4, unless it was already replaced when this module loaded.
+_STDLIB_UUID4 = uuid.uuid4 if getattr(uuid.uuid4, "__module__", None) == "uuid" else None
 # RFC 4122 variant: the top two bits of the 17th hex digit are 10.
 _VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 logger = logging.getLogger(__name__)
@@ -184,8 +185,9 @@ class Tracker:
             when ``uuid.uuid4`` has been replaced, e.g. by a test pinning ids, that
             replacement is called instead.
         """
-        if uuid.uuid4 is not _UUID4:
-            return str(uuid.uuid4())
+        generate = uuid.uuid4
+        if generate is not _STDLIB_UUID4:
+            return str(generate())
         h = os.urandom(16).hex()
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
