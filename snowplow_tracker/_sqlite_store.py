@@ -51,6 +51,9 @@ _SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 _OWNER_TTL = 24 * 3600.0  # owner rows not refreshed for this long are pruned (always safe)
 _DROP_LOG_INTERVAL = 10.0  # seconds between two WARNING lines about dropped events
 _BATCH_ATTEMPTS = 3  # attempts for batch operations that hit "database is locked"
+# Rows per write transaction in batch operations: keeps every lock hold short (tens of ms),
+# so add_event in other threads and processes is not starved or timed out.
+_TXN_ROWS = 1000
 
 PayloadDict = Dict[str, Any]
 DropCallback = Callable[[List[PayloadDict], str], None]
@@ -94,6 +97,10 @@ _CAP_TRIGGER = (
 _INSERT = "INSERT INTO events (created, payload) VALUES (?, ?)"
 _SELECT_AVAILABLE = (
     "SELECT id, payload FROM events WHERE lease_owner IS NULL OR lease_until <= ?"
+    " ORDER BY id LIMIT ?"
+)
+_SELECT_AVAILABLE_UP_TO = (
+    "SELECT id, payload FROM events WHERE (lease_owner IS NULL OR lease_until <= ?) AND id <= ?"
     " ORDER BY id LIMIT ?"
 )
 _COUNT_LIVE_LEASED = "SELECT count(*) FROM events WHERE lease_owner IS NOT NULL AND lease_until > ?"
@@ -235,6 +242,13 @@ def _chunks(seq: Sequence[int], size: int = _CHUNK) -> Iterable[Sequence[int]]:
         yield seq[start : start + size]
 
 
+def _pause(busy: float) -> None:
+    """Between two transactions of one batch operation: stay idle as long as the last one
+    held the lock (at most 50 ms), so writers waiting in SQLite's busy handler, which
+    polls at growing intervals, find the database free instead of being starved."""
+    time.sleep(min(max(busy, 0.001), 0.05))
+
+
 def _marks(n: int) -> str:
     return ",".join("?" * n)
 
@@ -296,8 +310,10 @@ class SQLiteEventStore:
     * Each event is leased to one store instance (process) at a time: events returned by
       ``get_events_batch`` are not handed out again until ``cleanup`` releases them or
       the lease expires. Leases of a dead process on the same host are taken over at once.
-    * ``add_event`` never raises and never blocks for longer than ``busy_timeout``.
-      Failures are logged, counted in :attr:`dropped` and reported to ``on_drop``.
+    * ``add_event`` never raises. If the database stays locked for ``busy_timeout`` it
+      gives up; failures are logged, counted in :attr:`dropped` and reported to
+      ``on_drop``. Batch operations use short transactions (at most 1000 rows each), so
+      they do not hold the lock for long.
 
     Args:
         path: File name (``str`` or ``os.PathLike``). The directory must exist. In-memory
@@ -324,7 +340,8 @@ class SQLiteEventStore:
         synchronous: SQLite ``PRAGMA synchronous`` level (``"NORMAL"`` by default).
         detect_dead_owners: Take over the leases of dead processes on the same host
             immediately (default True). When False, only lease expiry frees them.
-        purge_interval: Minimum seconds between two age purges (they scan the table).
+        purge_interval: Minimum seconds between two age purges (they scan the table)
+            by ``get_events_batch``. Until a purge runs, expired events may still be sent.
     """
 
     def __init__(
@@ -387,6 +404,7 @@ class SQLiteEventStore:
         self._leases: Dict[int, _Lease] = {}  # id(event dict) -> lease
         self._by_row: Dict[int, int] = {}  # row id -> id(event dict)
         self._next_purge = -math.inf
+        self._next_owner_prune = -math.inf
         self._next_sweep = -math.inf
         self._last_size = 0
         self._drops: Dict[str, int] = {}
@@ -407,12 +425,14 @@ class SQLiteEventStore:
     @property
     def dropped(self) -> int:
         """Events refused or removed without delivery by this store instance (this process)."""
-        return sum(self._drops.values())
+        with self._lock:
+            return sum(self._drops.values())
 
     @property
     def drop_counts(self) -> Dict[str, int]:
         """:attr:`dropped` broken down by reason (a copy)."""
-        return dict(self._drops)
+        with self._lock:
+            return dict(self._drops)
 
     def add_event(self, payload: PayloadDict) -> bool:
         """Store one event durably. Returns False if it was dropped (store full or error).
@@ -458,28 +478,42 @@ class SQLiteEventStore:
     def get_events_batch(self, limit: Optional[int] = None) -> List[PayloadDict]:
         """Lease and return up to ``limit`` available events (all of them if None), oldest first.
 
-        Also takes over leases of dead processes and purges expired events. Never raises
-        for database errors: it logs them and returns an empty list.
+        Also takes over leases of dead processes and purges expired events. Large batches
+        are leased in several short transactions, so other threads and processes are never
+        locked out for long. Never raises for database errors: it logs them and returns
+        what it could lease.
         """
         if limit is not None and limit <= 0:
             return []
         self._check_pid()
-        drops: List[Tuple[List[PayloadDict], str]] = []
+        self._purge_expired()
         events: List[PayloadDict] = []
-        with self._lock:
-            for attempt in range(_BATCH_ATTEMPTS):
-                try:
-                    events = self._lease_locked(limit, drops)
-                    break
-                except Exception as exc:
-                    retry = attempt + 1 < _BATCH_ATTEMPTS and isinstance(exc, sqlite3.Error)
-                    if retry and _is_busy(exc):
-                        continue
-                    self.logger.error("SQLiteEventStore: get_events_batch failed: %s", exc)
-                    drops = []
-                    break
-        self._notify(drops)
-        return events
+        high: Optional[int] = None  # only rows that existed when the call started
+        busy = 0.0
+        while True:
+            want = _TXN_ROWS if limit is None else min(_TXN_ROWS, limit - len(events))
+            drops: List[Tuple[List[PayloadDict], str]] = []
+            scanned = 0
+            if high is not None:
+                _pause(busy)
+            started = time.monotonic()
+            with self._lock:
+                for attempt in range(_BATCH_ATTEMPTS):
+                    try:
+                        got, scanned, high = self._lease_locked(want, high, drops)
+                        events.extend(got)
+                        break
+                    except Exception as exc:
+                        drops = []
+                        retry = attempt + 1 < _BATCH_ATTEMPTS and isinstance(exc, sqlite3.Error)
+                        if retry and _is_busy(exc):
+                            continue
+                        self.logger.error("SQLiteEventStore: get_events_batch failed: %s", exc)
+                        break
+            busy = time.monotonic() - started
+            self._notify(drops)
+            if scanned < want or (limit is not None and len(events) >= limit):
+                return events
 
     def cleanup(self, batch: List[PayloadDict], need_retry: bool) -> None:
         """Finish events returned by :meth:`get_events_batch` (the same dict objects).
@@ -489,8 +523,8 @@ class SQLiteEventStore:
         not hand out (or whose lease it lost) are ignored.
         """
         self._check_pid()
+        rowids: List[int] = []
         with self._lock:
-            rowids: List[int] = []
             for event in batch:
                 lease = self._leases.get(id(event))
                 if lease is None or lease.event is not event:
@@ -499,26 +533,31 @@ class SQLiteEventStore:
                 del self._leases[id(event)]
                 self._by_row.pop(lease.rowid, None)
                 rowids.append(lease.rowid)
-            if not rowids:
-                return
-            rowids.sort()
-            what = "release" if need_retry else "delete"
-            for attempt in range(_BATCH_ATTEMPTS):
-                try:
-                    if need_retry:
-                        self._release_locked(rowids)
-                    else:
-                        self._delete_leased_locked(rowids)
-                    return
-                except Exception as exc:
-                    retry = attempt + 1 < _BATCH_ATTEMPTS and isinstance(exc, sqlite3.Error)
-                    if retry and _is_busy(exc):
-                        continue
-                    # The rows stay leased; they are handed out again when the lease expires.
-                    self.logger.error(
-                        "SQLiteEventStore: could not %s %d events: %s", what, len(rowids), exc
-                    )
-                    return
+        rowids.sort()
+        what = "release" if need_retry else "delete"
+        busy = -1.0
+        for chunk in _chunks(rowids, _TXN_ROWS):  # one short transaction per chunk
+            if busy >= 0:
+                _pause(busy)
+            started = time.monotonic()
+            with self._lock:
+                for attempt in range(_BATCH_ATTEMPTS):
+                    try:
+                        if need_retry:
+                            self._release_locked(chunk)
+                        else:
+                            self._delete_leased_locked(chunk)
+                        break
+                    except Exception as exc:
+                        retry = attempt + 1 < _BATCH_ATTEMPTS and isinstance(exc, sqlite3.Error)
+                        if retry and _is_busy(exc):
+                            continue
+                        # The rows stay leased: handed out again when the lease expires.
+                        self.logger.error(
+                            "SQLiteEventStore: could not %s %d events: %s", what, len(chunk), exc
+                        )
+                        break
+            busy = time.monotonic() - started
 
     def size(self) -> int:
         """Events stored and not deleted (available and leased), across all processes. O(1)."""
@@ -617,6 +656,7 @@ class SQLiteEventStore:
                     "SQLiteEventStore: journal mode is %s, not WAL, for %s", mode, self._path
                 )
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA temp_store=MEMORY")  # the TEMP cap trigger needs no temp file
             self._ensure_schema(conn)
             conn.execute(_CAP_TRIGGER.format(cap=self._max_events))
         except BaseException:
@@ -742,18 +782,25 @@ class SQLiteEventStore:
     # ------------------------------------------------------------------ lease
 
     def _lease_locked(
-        self, limit: Optional[int], drops: List[Tuple[List[PayloadDict], str]]
-    ) -> List[PayloadDict]:
+        self, want: int, high: Optional[int], drops: List[Tuple[List[PayloadDict], str]]
+    ) -> Tuple[List[PayloadDict], int, int]:
+        """Lease up to ``want`` available rows with ``id <= high`` in one transaction.
+
+        The first call of a batch (``high`` None) also does the housekeeping and fixes
+        ``high``. Returns (events, rows scanned, high).
+        """
         conn = self._connection()
         now = self._clock()
-        dead = self._dead_owners(conn)
+        first = high is None
+        dead = self._dead_owners(conn) if first else []
         until = now + self._lease_seconds
         events: List[PayloadDict] = []
         good: List[int] = []
         corrupt: List[int] = []
-        expired: List[Tuple[int, Any]] = []
-        purge = self._max_age is not None and now >= self._next_purge
+        prune_owners = first and now >= self._next_owner_prune
         with _WriteTransaction(conn):
+            if high is None:
+                high = int(conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
             for chunk in _chunks(dead):
                 marks = _marks(len(chunk))
                 conn.execute(
@@ -762,28 +809,19 @@ class SQLiteEventStore:
                     tuple(chunk),
                 )
                 conn.execute(f"DELETE FROM owners WHERE token IN ({marks})", tuple(chunk))
-            if dead:
-                self.logger.info(
-                    "SQLiteEventStore: took over the leases of %d dead process(es)", len(dead)
-                )
-            if purge:
-                expired = conn.execute(
-                    "SELECT id, payload FROM events WHERE created < ?"
-                    " AND (lease_owner IS NULL OR lease_until <= ?) ORDER BY id",
-                    (now - (self._max_age or 0.0), now),
-                ).fetchall()
-                self._delete_rows(conn, [row[0] for row in expired])
+            if prune_owners:
                 conn.execute(
                     "DELETE FROM owners WHERE token != ? AND seen < ?",
                     (self._token, now - _OWNER_TTL),
                 )
-            conn.execute(
-                "INSERT OR REPLACE INTO owners (token, pid, host, start, seen)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (self._token, self._pid, _host_key(), self._start, now),
-            )
-            rows = conn.execute(_SELECT_AVAILABLE, (now, -1 if limit is None else limit))
-            for rowid, text in rows.fetchall():
+            if first:
+                conn.execute(
+                    "INSERT OR REPLACE INTO owners (token, pid, host, start, seen)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (self._token, self._pid, _host_key(), self._start, now),
+                )
+            rows = conn.execute(_SELECT_AVAILABLE_UP_TO, (now, high, want)).fetchall()
+            for rowid, text in rows:
                 try:
                     event = json.loads(text)
                 except (TypeError, ValueError):
@@ -800,12 +838,12 @@ class SQLiteEventStore:
                     f" WHERE id IN ({_marks(len(chunk))})",
                     (self._token, until, *chunk),
                 )
-        if purge:
-            self._next_purge = now + self._purge_interval
-        if expired:
-            self._count_drop("expired", len(expired), "events older than max_age_seconds")
-            if self.on_drop is not None:
-                drops.append((self._decode_for_report(expired), "expired"))
+        if dead:
+            self.logger.info(
+                "SQLiteEventStore: took over the leases of %d dead process(es)", len(dead)
+            )
+        if prune_owners:
+            self._next_owner_prune = now + 3600.0
         if corrupt:
             self.logger.error(
                 "SQLiteEventStore: deleted %d corrupt rows from %s", len(corrupt), self._path
@@ -813,7 +851,46 @@ class SQLiteEventStore:
             self._count_drop("corrupt", len(corrupt), None)
             drops.append(([{"_corrupt_rowid": rowid} for rowid in corrupt], "corrupt"))
         self._remember_leases(good, events, until, now)
-        return events
+        return events, len(rows), high
+
+    def _purge_expired(self) -> None:
+        """Delete unleased events older than ``max_age_seconds`` (when a purge is due),
+        in short transactions."""
+        if self._max_age is None:
+            return
+        busy = -1.0
+        while True:
+            drops: List[Tuple[List[PayloadDict], str]] = []
+            if busy >= 0:
+                _pause(busy)
+            started = time.monotonic()
+            with self._lock:
+                now = self._clock()
+                if now < self._next_purge:
+                    return
+                try:
+                    conn = self._connection()
+                    with _WriteTransaction(conn):
+                        expired = conn.execute(
+                            "SELECT id, payload FROM events WHERE created < ?"
+                            " AND (lease_owner IS NULL OR lease_until <= ?) ORDER BY id LIMIT ?",
+                            (now - self._max_age, now, _TXN_ROWS),
+                        ).fetchall()
+                        self._delete_rows(conn, [row[0] for row in expired])
+                except Exception as exc:  # retried on the next call
+                    self.logger.warning("SQLiteEventStore: purge of old events failed: %s", exc)
+                    return
+                more = len(expired) >= _TXN_ROWS
+                if not more:
+                    self._next_purge = now + self._purge_interval
+                if expired:
+                    self._count_drop("expired", len(expired), "events older than max_age_seconds")
+                    if self.on_drop is not None:
+                        drops.append((self._decode_for_report(expired), "expired"))
+            busy = time.monotonic() - started
+            self._notify(drops)
+            if not more:
+                return
 
     def _remember_leases(
         self, rowids: List[int], events: List[PayloadDict], until: float, now: float
@@ -844,7 +921,7 @@ class SQLiteEventStore:
 
     # ------------------------------------------------------------------ cleanup
 
-    def _release_locked(self, rowids: List[int]) -> None:
+    def _release_locked(self, rowids: Sequence[int]) -> None:
         conn = self._connection()
         with _WriteTransaction(conn):
             for chunk in _chunks(rowids):
@@ -854,7 +931,7 @@ class SQLiteEventStore:
                     (*chunk, self._token),
                 )
 
-    def _delete_leased_locked(self, rowids: List[int]) -> None:
+    def _delete_leased_locked(self, rowids: Sequence[int]) -> None:
         conn = self._connection()
         with _WriteTransaction(conn):
             self._delete_rows(conn, rowids, " AND lease_owner = ?", (self._token,))

@@ -316,6 +316,7 @@ def test_fork_child_gets_its_own_connection_and_parent_keeps_working(make_store:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_fork_while_another_thread_is_adding(make_store: Any) -> None:
     store = make_store()
     stop = threading.Event()

@@ -7,6 +7,7 @@ import logging
 import pathlib
 import random
 import sqlite3
+import threading
 import time
 from typing import Any, Dict, List, Tuple
 
@@ -564,3 +565,83 @@ def test_uses_the_given_logger(
         store.add_event(ev(1))
     store.close()
     assert [r.name for r in caplog.records] == ["my.app.events"]
+
+
+# ----------------------------------------------------------------------------- big batches
+
+
+def test_many_expired_events_are_purged_in_one_call(make_store: Any, clock: FakeClock) -> None:
+    reports: List[Tuple[int, str]] = []
+    store = make_store(
+        clock=clock,
+        max_age_seconds=100,
+        purge_interval=0,
+        on_drop=lambda evs, why: reports.append((len(evs), why)),
+    )
+    for i in range(2500):
+        store.add_event(ev(i))
+    clock.advance(200)
+    for i in range(2500, 2510):
+        store.add_event(ev(i))
+    clock.advance(50)
+    assert eids(store.get_events_batch()) == [f"e{i}" for i in range(2500, 2510)]
+    assert store.drop_counts == {"expired": 2500}
+    assert reports == [(1000, "expired"), (1000, "expired"), (500, "expired")]
+    assert store.size() == 10
+
+
+def test_one_call_only_leases_events_that_existed_when_it_started(make_store: Any) -> None:
+    leaser, adder = make_store(), make_store()
+    for i in range(1500):
+        leaser.add_event(ev(i))
+    original = leaser._lease_locked
+
+    calls: List[int] = []
+
+    def lease_then_add(*args: Any) -> Any:
+        result = original(*args)
+        if not calls:
+            adder.add_event(ev(9999))  # lands between the two transactions of this call
+        calls.append(len(result[0]))
+        return result
+
+    leaser._lease_locked = lease_then_add
+    assert eids(leaser.get_events_batch()) == [f"e{i}" for i in range(1500)]
+    assert calls == [1000, 500]
+    del leaser._lease_locked
+    assert eids(leaser.get_events_batch()) == ["e9999"]
+
+
+def test_large_batch_operations_do_not_starve_writers(make_store: Any, db_path: Any) -> None:
+    make_store().close()
+    conn = sqlite3.connect(str(db_path))
+    with conn:  # one transaction
+        conn.executemany(
+            "INSERT INTO events (created, payload) VALUES (?, ?)",
+            ((time.time(), json.dumps(ev(i))) for i in range(40000)),
+        )
+    conn.close()
+    big = make_store()
+    assert big.size() == 40000
+    # One transaction over 40000 rows would hold the write lock for ~0.4 s here; the batch
+    # operations use 1000-row transactions (~10 ms) with pauses in between instead.
+    writer = make_store(busy_timeout=0.25)
+    done = threading.Event()
+    added = [0]
+
+    def keep_adding() -> None:
+        while not done.is_set():
+            assert writer.add_event(ev(100000 + added[0]))
+            added[0] += 1
+
+    thread = threading.Thread(target=keep_adding)
+    thread.start()
+    try:
+        batch = big.get_events_batch()
+        big.cleanup(batch, False)
+    finally:
+        done.set()
+        thread.join(timeout=30)
+    assert len(batch) >= 40000
+    assert writer.dropped == 0, "writers never waited out their busy timeout"
+    assert added[0] > 0
