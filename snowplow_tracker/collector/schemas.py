@@ -34,6 +34,7 @@ from typing import (
     Union,
 )
 
+from .fastpath import compile_acceptor
 from .protocol import SchemaKey, short_repr
 
 __all__ = [
@@ -237,19 +238,24 @@ def _load_jsonschema() -> Any:
     return jsonschema
 
 
+def _is_uuid(value: object) -> bool:
+    return not isinstance(value, str) or _UUID.fullmatch(value) is not None
+
+
+def _is_date_time(value: object) -> bool:
+    return not isinstance(value, str) or _DATE_TIME.fullmatch(value) is not None
+
+
+#: Formats the collector enforces itself (on top of jsonschema's draft-4 checkers).
+_OWN_FORMATS: Dict[str, Callable[[Any], bool]] = {"uuid": _is_uuid, "date-time": _is_date_time}
+
+
 def _format_checker(jsonschema: Any) -> Any:
     base = getattr(jsonschema.Draft4Validator, "FORMAT_CHECKER", None)
     formats = list(base.checkers) if base is not None else None
     checker = jsonschema.FormatChecker(formats=formats)
-
-    def is_uuid(value: object) -> bool:
-        return not isinstance(value, str) or _UUID.fullmatch(value) is not None
-
-    def is_date_time(value: object) -> bool:
-        return not isinstance(value, str) or _DATE_TIME.fullmatch(value) is not None
-
-    checker.checks("uuid")(is_uuid)
-    checker.checks("date-time")(is_date_time)
+    for name, check in _OWN_FORMATS.items():
+        checker.checks(name)(check)
     return checker
 
 
@@ -436,8 +442,11 @@ class SchemaRegistry:
         else:  # jsonschema < 4.18
             kwargs["resolver"] = self._legacy_resolver(jsonschema, document)
         compiled = jsonschema.Draft4Validator(document, **kwargs)
+        accept = compile_acceptor(document, _OWN_FORMATS if self._check_formats else None)
 
         def check(instance: Any) -> List[str]:
+            if accept is not None and accept(instance):
+                return []
             try:
                 return [
                     f"jsonschema: {error.message} at {_json_pointer(error.absolute_path)}"

@@ -398,3 +398,94 @@ def test_every_known_payload_key_is_allowed_by_the_matching_version(shared_iglu_
 
 def test_generated_events_have_unique_ids() -> None:
     assert uuid.UUID(str(uuid.uuid4()))
+
+
+# --- the fast acceptor never accepts what jsonschema rejects --------------------------------
+
+json_scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, 1.0, 2.5, -1.5, 90.0, 180.5, 2147483648]),
+    st.text(max_size=5),
+    st.uuids().map(str),
+    st.sampled_from(["2024-01-02T03:04:05Z", "2024-01-02", "INPUT", "text", "a@b.example"]),
+)
+json_value = st.recursive(
+    json_scalar,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def instance_for(schema: Any, depth: int = 0) -> st.SearchStrategy[Any]:
+    """Values shaped like ``schema`` (often valid, often slightly wrong)."""
+    if not isinstance(schema, dict) or depth > 3:
+        return json_value
+    options = [json_value]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        options.append(st.sampled_from(schema["enum"]))
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        fields = {k: instance_for(v, depth + 1) for k, v in properties.items()}
+        options.append(
+            st.builds(
+                lambda chosen, extra: {**chosen, **extra},
+                st.fixed_dictionaries({}, optional=fields),
+                st.sampled_from([{}, {}, {"unexpected": 1}]),
+            )
+        )
+    items = schema.get("items")
+    if isinstance(items, dict):
+        options.append(st.lists(instance_for(items, depth + 1), max_size=3))
+    return st.one_of(*options)
+
+
+def _schema_files(root: Path) -> List[Path]:
+    return sorted(p for p in (root / "schemas").glob("*/*/jsonschema/*") if p.is_file())
+
+
+@SETTINGS
+@given(data=st.data())
+def test_fast_acceptor_never_accepts_what_jsonschema_rejects(
+    shared_iglu_dir: Path, data: st.DataObject
+) -> None:
+    from snowplow_tracker.collector.fastpath import compile_acceptor
+    from snowplow_tracker.collector.schemas import _OWN_FORMATS, _format_checker
+
+    path = data.draw(st.sampled_from(_schema_files(shared_iglu_dir)))
+    schema = json.loads(path.read_text())
+    accept = compile_acceptor(schema, _OWN_FORMATS)
+    if accept is None:
+        return
+    instance = data.draw(instance_for(schema))
+    validator = jsonschema.Draft4Validator(schema, format_checker=_format_checker(jsonschema))
+    if accept(instance):
+        assert validator.is_valid(instance), (path, instance)
+
+
+def test_fast_acceptor_covers_the_common_published_schemas(shared_iglu_dir: Path) -> None:
+    from snowplow_tracker.collector.fastpath import compile_acceptor
+    from snowplow_tracker.collector.schemas import _OWN_FORMATS
+
+    compiled = {
+        str(p.relative_to(shared_iglu_dir / "schemas")): compile_acceptor(
+            json.loads(p.read_text()), _OWN_FORMATS
+        )
+        for p in _schema_files(shared_iglu_dir)
+    }
+    covered = {name for name, accept in compiled.items() if accept is not None}
+    for name in ("link_click", "add_to_cart", "web_page", "screen_view", "site_search"):
+        assert any(f"/{name}/" in c for c in covered), name
+    link_click = compiled[f"{VENDOR}/link_click/jsonschema/1-0-1"]
+    assert link_click is not None
+    assert link_click({"targetUrl": "https://x.example", "elementClasses": ["a"]}) is True
+    assert link_click({"targetUrl": ""}) is False
+    mobile = compiled["com.snowplowanalytics.mobile/screen_view/jsonschema/1-0-0"]
+    assert mobile is not None
+    assert mobile({"name": "home", "id": str(uuid.uuid4())}) is True
+    assert mobile({"name": "home", "id": "not-a-uuid"}) is False
