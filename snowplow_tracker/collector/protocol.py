@@ -125,6 +125,9 @@ class SchemaKey(NamedTuple):
         """Parse ``iglu:vendor/name/jsonschema/M-R-A``; raise ``ValueError`` with a reason."""
         if not isinstance(uri, str):
             raise ValueError(f"schema URI must be a string, got {_json_type(uri)}")
+        key = _KNOWN_KEYS.get(uri)
+        if key is not None:
+            return key
         match = _IGLU_URI.fullmatch(uri)
         if match is None:
             raise ValueError(
@@ -134,7 +137,14 @@ class SchemaKey(NamedTuple):
         vendor, name, fmt, model, revision, addition = match.groups()
         if fmt != "jsonschema":
             raise ValueError(f"schema URI {uri} has format {fmt!r}; only 'jsonschema' is supported")
-        return cls(vendor, name, fmt, f"{model}-{revision}-{addition}")
+        key = cls(vendor, name, fmt, f"{model}-{revision}-{addition}")
+        if len(_KNOWN_KEYS) < 10_000:
+            _KNOWN_KEYS[uri] = key
+        return key
+
+
+#: Parsed URIs (bounded): the same few schemas are seen again and again.
+_KNOWN_KEYS: Dict[str, SchemaKey] = {}
 
 
 def _json_type(value: Any) -> str:

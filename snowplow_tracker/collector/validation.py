@@ -211,20 +211,24 @@ class EventValidator:
             spec = FIELDS.get(key)
             if spec is None:
                 continue
-            if not isinstance(value, str):
+            if value.__class__ is not str:
                 if value is None:
                     errors.append(f"value of '{key}' cannot be null")
-                else:
+                elif not isinstance(value, str):
                     errors.append(f"value of '{key}' is not a string")
                 continue
             kind = spec.kind
-            if kind == "string" or kind == "ip":
-                text = parse_ip(value) if kind == "ip" else value
-                if spec.max_length is not None and len(text) > spec.max_length:
+            if kind == "string":
+                if spec.max_length is not None and len(value) > spec.max_length:
                     errors.append(
                         f"field '{key}' ({spec.columns[0]}) is longer than {spec.max_length} "
-                        f"characters ({len(text)})"
+                        f"characters ({len(value)})"
                     )
+                continue
+            if kind == "ip":
+                text = parse_ip(value)
+                if len(text) > 128:
+                    errors.append(f"field '{key}' (user_ipaddress) is longer than 128 characters")
                 continue
             converter = _CONVERTERS.get(kind)
             if converter is not None:
