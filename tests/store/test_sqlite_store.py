@@ -645,3 +645,18 @@ def test_large_batch_operations_do_not_starve_writers(make_store: Any, db_path: 
     assert len(batch) >= 40000
     assert writer.dropped == 0, "writers never waited out their busy timeout"
     assert added[0] > 0
+
+
+def test_checkpoints_run_in_batch_operations(make_store: Any) -> None:
+    store = make_store()
+    assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 4000
+    for i in range(50):
+        store.add_event(ev(i))
+    calls: List[str] = []
+    store._conn.set_trace_callback(calls.append)
+    store._next_checkpoint = 0.0  # due now
+    store.add_event(ev(50))
+    assert not any("wal_checkpoint" in sql for sql in calls), "never on the add_event path"
+    store.cleanup(store.get_events_batch(), False)
+    assert any("wal_checkpoint" in sql for sql in calls)
+    store._conn.set_trace_callback(None)
