@@ -1,6 +1,11 @@
 """Track a few events into the local collector and show what arrived.
 
 Run: python examples/quickstart.py
+
+It starts a LocalCollector on 127.0.0.1 (a free port), builds a tracker with the
+``Snowplow.create_tracker`` one-liner, tracks a page view, a structured event and two
+self-describing events (one of them invalid on purpose), and prints what the collector
+received. The last line is a JSON summary that the repository's tests check.
 """
 
 from __future__ import annotations
@@ -50,16 +55,20 @@ def main() -> None:
             subject=Subject().set_platform("srv").set_user_id("user-42"),
             emitter_config=EmitterConfiguration(batch_size=5, asynchronous=True),
         )
-        tracker.track(PageView(page_url="https://shop.example.com/", page_title="Home"))
-        tracker.track(StructuredEvent(category="shop", action="search", label="socks"))
-        tracker.track(
-            SelfDescribing(SelfDescribingJson(BASKET_SCHEMA, {"sku": "socks-1", "quantity": 2}))
-        )
-        # An invalid one, to show how the collector reports it: quantity must be >= 1.
-        tracker.track(
-            SelfDescribing(SelfDescribingJson(BASKET_SCHEMA, {"sku": "socks-1", "quantity": 0}))
-        )
-        tracker.flush()
+        # track() returns the event id (eid) of each event.
+        event_ids = [
+            tracker.track(PageView(page_url="https://shop.example.com/", page_title="Home")),
+            tracker.track(StructuredEvent(category="shop", action="search", label="socks")),
+            tracker.track(
+                SelfDescribing(SelfDescribingJson(BASKET_SCHEMA, {"sku": "socks-1", "quantity": 2}))
+            ),
+            # An invalid one, to show how the collector reports it: quantity must be >= 1.
+            tracker.track(
+                SelfDescribing(SelfDescribingJson(BASKET_SCHEMA, {"sku": "socks-1", "quantity": 0}))
+            ),
+        ]
+        # The emitter is asynchronous: ask it to send now and wait (at most 5 seconds).
+        tracker.force_flush(timeout=5)
 
         collector.wait_for(4, timeout=10)
         print(f"\nArrived: {collector.summary()}")
@@ -72,9 +81,20 @@ def main() -> None:
         for bad in collector.bad():
             print(f"  bad   {'; '.join(bad['errors'])[:160]}")
         if collector.good():
-            print("\nOne good event as the collector decoded it:")
-            print(json.dumps(collector.good()[-1]["event"], indent=2)[:1500])
+            print("\nThe last good event as the collector decoded it (fields that are set):")
+            decoded = collector.good()[-1]["event"]
+            print(json.dumps({k: v for k, v in decoded.items() if v is not None}, indent=2))
+
+        summary = {
+            "example": "quickstart",
+            **collector.summary(),
+            "event_types": [good["eventType"] for good in collector.good()],
+            "tracked_event_ids": event_ids,
+            "arrived_event_ids": collector.event_ids(),
+        }
+        tracker.shutdown(timeout=5)
         Snowplow.reset()
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":
