@@ -336,14 +336,16 @@ class SQLiteEventStore:
             this process. Should exceed the emitter's longest send attempt.
         overflow: What to do when ``max_events`` is reached: ``"drop_newest"`` refuses the
             new event (1.1.0 behaviour); ``"drop_oldest"`` evicts the oldest events that
-            are not under a live lease (reason ``"evicted"``), or refuses the new one if
+            are not under a live lease, or refuses the new one if
             every event is leased.
         logger: Logger to use; defaults to ``logging.getLogger("snowplow_tracker.event_store")``.
         on_drop: ``on_drop(events, reason)`` called, outside the store's lock and in the
             calling thread, for events refused or removed without being delivered.
-            Reasons: ``"full"``, ``"evicted"``, ``"expired"``, ``"corrupt"`` (undecodable
-            rows, reported as ``{"_corrupt_rowid": id}``), ``"unserializable"`` and
-            ``"error"`` (database error). Exceptions it raises are logged and swallowed.
+            Reasons: ``"buffer_full"`` (``max_events`` reached: the new event refused or
+            the oldest evicted, as with ``InMemoryEventStore``), ``"expired"``,
+            ``"corrupt"`` (undecodable rows, reported as ``{"_corrupt_rowid": id}``),
+            ``"unserializable"`` and ``"error"`` (database error). Exceptions it raises
+            are logged and swallowed.
         clock: Wall-clock source (seconds since the epoch) for creation and lease times;
             tests inject a fake clock. All processes sharing a file must agree on it.
         busy_timeout: Seconds a call waits for another connection's write lock before
@@ -360,6 +362,9 @@ class SQLiteEventStore:
         sqlite3.Error: if the file cannot be opened or created (for example a missing
             directory). After construction, no method raises for database errors.
     """
+
+    #: Accepts ``get_events_batch(limit)``; emitters check this marker.
+    supports_batch_limit = True
 
     def __init__(
         self,
@@ -769,8 +774,10 @@ class SQLiteEventStore:
             return True
         if self._overflow == "drop_oldest" and self._evict_and_insert(conn, now, text, drops):
             return True
-        self._count_drop("full", 1, f"event store is full (max_events={self._max_events})")
-        drops.append(([payload], "full"))
+        self._count_drop(
+            "buffer_full", 1, f"event store is full (max_events={self._max_events}): new event"
+        )
+        drops.append(([payload], "buffer_full"))
         return False
 
     def _evict_and_insert(
@@ -795,9 +802,9 @@ class SQLiteEventStore:
         except _Rollback:
             return False
         if evicted:
-            self._count_drop("evicted", len(evicted), "event store is full; evicted oldest")
+            self._count_drop("buffer_full", len(evicted), "event store is full: oldest events")
             if self.on_drop is not None:
-                drops.append((self._decode_for_report(evicted), "evicted"))
+                drops.append((self._decode_for_report(evicted), "buffer_full"))
         return True
 
     # ------------------------------------------------------------------ lease

@@ -3,6 +3,8 @@
 Commands:
   hold    add ``n`` events, lease ``hold`` of them, print "ready", then sleep (to be killed).
   worker  one participant of the multi-process test; writes a JSON report to ``out``.
+  track   track ``n`` events with a Tracker whose Emitter never reaches its collector,
+          print "ready" and their eids as JSON, then sleep (to be killed).
 """
 
 from __future__ import annotations
@@ -84,5 +86,17 @@ def worker(args: dict) -> None:
     Path(args["out"]).write_text(json.dumps(report))
 
 
+def track(args: dict) -> None:
+    from snowplow_tracker import Emitter, StructuredEvent, Tracker
+
+    store = SQLiteEventStore(args["path"])
+    # batch_size above n: nothing is sent before the kill; the events are only in the file.
+    emitter = Emitter(args["endpoint"], event_store=store, batch_size=args["n"] + 1)
+    tracker = Tracker("durable", emitter)
+    eids = [tracker.track(StructuredEvent(category="c", action=f"a{i}")) for i in range(args["n"])]
+    print("ready " + json.dumps(eids), flush=True)
+    time.sleep(120)
+
+
 if __name__ == "__main__":
-    {"hold": hold, "worker": worker}[sys.argv[1]](json.loads(sys.argv[2]))
+    {"hold": hold, "worker": worker, "track": track}[sys.argv[1]](json.loads(sys.argv[2]))

@@ -234,8 +234,11 @@ def test_count_cap_drop_newest(make_store: Any) -> None:
     store = make_store(max_events=3, on_drop=lambda evs, why: dropped.append((evs, why)))
     assert [store.add_event(ev(i)) for i in range(5)] == [True, True, True, False, False]
     assert store.size() == 3
-    assert store.dropped == 2 and store.drop_counts == {"full": 2}
-    assert [(eids(evs), why) for evs, why in dropped] == [(["e3"], "full"), (["e4"], "full")]
+    assert store.dropped == 2 and store.drop_counts == {"buffer_full": 2}
+    assert [(eids(evs), why) for evs, why in dropped] == [
+        (["e3"], "buffer_full"),
+        (["e4"], "buffer_full"),
+    ]
 
     batch = store.get_events_batch(limit=1)
     assert not store.add_event(ev(5)), "leased events count against the cap"
@@ -253,8 +256,11 @@ def test_count_cap_drop_oldest(make_store: Any) -> None:
     )
     assert all(store.add_event(ev(i)) for i in range(5))
     assert store.size() == 3
-    assert store.drop_counts == {"evicted": 2}
-    assert [(eids(evs), why) for evs, why in dropped] == [(["e0"], "evicted"), (["e1"], "evicted")]
+    assert store.drop_counts == {"buffer_full": 2}
+    assert [(eids(evs), why) for evs, why in dropped] == [
+        (["e0"], "buffer_full"),
+        (["e1"], "buffer_full"),
+    ]
     assert eids(store.get_events_batch()) == ["e2", "e3", "e4"]
 
 
@@ -267,7 +273,7 @@ def test_drop_oldest_never_evicts_live_leases(make_store: Any) -> None:
     store.cleanup(in_flight, True)
     assert eids(store.get_events_batch()) == ["e0", "e2", "e3"]
     assert not store.add_event(ev(4)), "everything is leased: the new event is refused"
-    assert store.drop_counts == {"evicted": 1, "full": 1}
+    assert store.drop_counts == {"buffer_full": 2}
 
 
 def test_cap_shared_by_stores_with_the_same_file(make_store: Any) -> None:
@@ -284,7 +290,7 @@ def test_lowering_the_cap_on_reopen(make_store: Any) -> None:
     big.close()
     small = make_store(max_events=4, overflow="drop_oldest")
     assert small.add_event(ev(6))
-    assert small.size() == 4 and small.drop_counts == {"evicted": 3}
+    assert small.size() == 4 and small.drop_counts == {"buffer_full": 3}
     assert eids(small.get_events_batch()) == ["e3", "e4", "e5", "e6"]
 
 

@@ -1,0 +1,74 @@
+"""End to end: emitters on a SQLiteEventStore deliver to the local collector, across kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from snowplow_tracker import Emitter, StructuredEvent, Tracker
+from snowplow_tracker.collector import LocalCollector
+from snowplow_tracker.event_store import SQLiteEventStore
+
+CHILD = Path(__file__).with_name("_child.py")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_emitter_delivers_every_event_through_the_store(
+    snowplow_collector: LocalCollector, tmp_path: Path
+) -> None:
+    store = SQLiteEventStore(tmp_path / "queue.db")
+    emitter = Emitter(snowplow_collector.endpoint, event_store=store, batch_size=5)
+    tracker = Tracker("durable", emitter)
+    eids = [tracker.track(StructuredEvent(category="c", action=f"a{i}")) for i in range(23)]
+    emitter.flush()
+    assert snowplow_collector.wait_for(23, timeout=10)
+    assert sorted(snowplow_collector.event_ids()) == sorted(eids)
+    assert store.size() == 0
+    emitter.shutdown(timeout=1)
+    store.close()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL")
+def test_events_tracked_before_kill9_are_delivered_by_the_next_process(
+    snowplow_collector: LocalCollector, tmp_path: Path
+) -> None:
+    path = tmp_path / "queue.db"
+    args = {"path": str(path), "n": 15, "endpoint": "http://127.0.0.1:9"}
+    proc = subprocess.Popen(
+        [sys.executable, str(CHILD), "track", json.dumps(args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(REPO),
+    )
+    try:
+        assert proc.stdout is not None
+        readable, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline() if readable else ""
+        if not line.startswith("ready "):
+            proc.kill()
+            pytest.fail(f"child failed ({line!r}): {proc.communicate(timeout=10)[1]}")
+        tracked = json.loads(line[len("ready ") :])
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+    store = SQLiteEventStore(path)  # the next incarnation of the application
+    assert store.size() == 15
+    emitter = Emitter(snowplow_collector.endpoint, event_store=store)
+    emitter.flush()
+    assert snowplow_collector.wait_for(15, timeout=10)
+    assert sorted(snowplow_collector.event_ids()) == sorted(tracked)
+    assert store.size() == 0
+    emitter.shutdown(timeout=1)
+    store.close()
