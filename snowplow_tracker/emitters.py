@@ -1,36 +1,37 @@
 """Emitters: they buffer the events a tracker produces and send them to a collector.
 
-:class:`Emitter` sends in the caller's thread, as snowplow-tracker 1.1.0 does, but never
-longer than its request timeout, and never while it is backing off after a failure.
-:class:`AsyncEmitter` never does I/O in the caller's thread: a sender thread, started on
-first use (and again after ``fork()``), takes events from the store and sends them with at
-most ``thread_count`` requests in flight.
+:class:`Emitter` sends in the caller's thread, as snowplow-tracker 1.1.0 does, but a tracking
+call makes at most one request (bounded by the request timeout) and never sends while the
+emitter is backing off after a failure. :class:`AsyncEmitter` never does I/O in the caller's
+thread: a sender thread, started on first use (and again after ``fork()``), takes events from
+the store and sends them with at most ``thread_count`` requests in flight.
 
 Both keep 1.1.0's seams: ``input`` -> ``flush`` -> ``send_events`` -> ``http_post`` /
 ``http_get``, the ``on_success(list)`` and ``on_failure(count, list)`` callbacks, and the
 ``timer`` / ``retry_timer`` objects. Both are drained at interpreter exit within a deadline,
 count what they sent, failed and dropped (``stats()``), and can be flushed with a timeout
-(``force_flush``) or shut down (``shutdown``).
+(``force_flush``) or shut down (``shutdown``). See ``docs/delivery.md`` for the guarantees.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import math
 import os
-import queue
 import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, Union
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from snowplow_tracker import _lifecycle
 from snowplow_tracker._packing import PAYLOAD_DATA_SCHEMA, is_oversized, post_body, split_batches
 from snowplow_tracker.contracts import one_of
 from snowplow_tracker.delivery import Counters, DeliveryReport, DeliveryStats
 from snowplow_tracker.event_store import EventStore, InMemoryEventStore
-from snowplow_tracker.retry import RetryPolicy
+from snowplow_tracker.retry import NETWORK_ERROR, RETRY_AFTER_CODES, RetryPolicy
 from snowplow_tracker.typing import (
     EmitterProtocol,
     FailureCallback,
@@ -76,9 +77,12 @@ _ORIGINAL_REQUESTS_POST = (
 _ORIGINAL_REQUESTS_GET = (
     requests.get if getattr(requests.get, "__module__", None) == "requests.api" else None
 )
+#: Seconds between two ERROR lines about a failing event store (the rest go to DEBUG).
+_STORE_ERROR_LOG_INTERVAL = 10.0
 
 RequestTimeout = Union[float, Tuple[float, float]]
 DropCallback = Callable[[PayloadDictList, str], None]
+_Drops = List[Tuple[PayloadDictList, str]]
 
 
 class Requester:
@@ -106,14 +110,14 @@ class FlushTimer:
         self.timer: Optional[threading.Thread] = None
         self.lock = threading.RLock()
         self._stop = threading.Event()
+        self._due = 0.0
 
     def start(self, timeout: float) -> bool:
         """Start the timer; return False (and change nothing) if it is already active."""
         with self.lock:
             if self.is_active():
                 return False
-            self._schedule_timer(timeout)
-            return True
+            return self._schedule_timer(timeout)
 
     def cancel(self) -> None:
         """Stop the timer; a flush already running finishes."""
@@ -126,8 +130,15 @@ class FlushTimer:
         thread = self.timer
         return thread is not None and thread.is_alive() and not self._stop.is_set()
 
-    def _schedule_timer(self, timeout: float) -> None:
+    def remaining(self) -> float:
+        """Seconds until the timer fires next; 0 when it is not active."""
+        if not self.is_active():
+            return 0.0
+        return max(0.0, self._due - time.monotonic())
+
+    def _schedule_timer(self, timeout: float) -> bool:
         self._stop = threading.Event()
+        self._due = time.monotonic() + timeout
         thread = threading.Thread(
             target=self._run,
             args=(timeout, self._stop),
@@ -135,11 +146,19 @@ class FlushTimer:
             daemon=True,
         )
         self.timer = thread
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # the interpreter is shutting down
+            self.timer = None
+            logger.debug("Could not start a timer thread", exc_info=True)
+            return False
+        return True
 
     def _run(self, timeout: float, stop: threading.Event) -> None:
         while not stop.wait(timeout):
-            if not self.repeating:
+            if self.repeating:
+                self._due = time.monotonic() + timeout
+            else:
                 with self.lock:
                     if self.timer is threading.current_thread():
                         self.timer = None
@@ -155,11 +174,20 @@ class FlushTimer:
 
 
 class _SendState(threading.local):
-    """Per-thread state of a send: deadline, last Retry-After, whether a retry was scheduled."""
+    """Per-thread state of the send in progress in this thread."""
 
+    #: No request is started after this time (monotonic) and timeouts are cut to fit it.
     deadline: Optional[float] = None
+    #: The last request's timeout was cut short to fit ``deadline``.
+    clamped: bool = False
+    #: Seconds the collector asked to wait (``Retry-After``) in this send.
     retry_after: Optional[float] = None
+    #: A retryable failure happened: the drain in progress stops.
     retry_scheduled: bool = False
+    #: The flush was triggered by a tracking call: send one request's worth only.
+    single: bool = False
+    #: While set, drop reports are collected here and delivered once locks are released.
+    deferred: Optional[_Drops] = None
 
 
 class Emitter(EmitterProtocol):
@@ -193,7 +221,8 @@ class Emitter(EmitterProtocol):
             ``block_timeout`` seconds for room, then drops the new event).
         block_timeout: Longest wait, in seconds, of the ``"block"`` policy.
         on_drop: Called with events that were dropped before any attempt, and the reason
-            (``"buffer_full"``, ``"shutdown"``, ...).
+            (``"buffer_full"``, ``"shutdown"``, ``"store_error"``, or the reason given by a
+            store such as ``SQLiteEventStore``).
         exit_timeout: Seconds the exit drain may spend sending what is left at interpreter
             exit (default 2); 0 disables the drain.
     """
@@ -245,16 +274,21 @@ class Emitter(EmitterProtocol):
         self.block_timeout = block_timeout
         self.exit_timeout = exit_timeout
 
-        self._store_reports_drops = False
         if event_store is None:
             event_store = InMemoryEventStore(
                 logger,
                 DEFAULT_BUFFER_CAPACITY if buffer_capacity is None else buffer_capacity,
                 overflow="drop_oldest" if overflow_policy == "drop_oldest" else "drop_newest",
             )
-        if isinstance(event_store, InMemoryEventStore) and event_store.on_drop is None:
-            event_store.on_drop = self._handle_drop
-            self._store_reports_drops = True
+        # Stores that report their own drops (ours do) report them to this emitter, unless
+        # the user gave the store a callback of its own.
+        self._store_reports_drops = False
+        if getattr(event_store, "on_drop", False) is None:
+            try:
+                event_store.on_drop = self._handle_drop  # type: ignore[attr-defined]
+                self._store_reports_drops = True
+            except AttributeError:
+                pass
         self.event_store = event_store
 
         self.request_timeout: RequestTimeout = (
@@ -282,13 +316,22 @@ class Emitter(EmitterProtocol):
 
         self._counters = Counters()
         self._attempts: Dict[Any, Tuple[int, float]] = {}
+        # _take_lock makes "taken from the store" and "counted in flight" one step, so
+        # _pending() never misses events between the two. Tracking calls never take it.
+        self._take_lock = threading.Lock()
         self._inflight = 0
+        self._not_before = 0.0  # monotonic time before which Retry-After forbids requests
         self._state = _SendState()
         self._space = threading.Condition(threading.Lock())
         self._shut_down = False
+        self._exiting = False
         self._timer_interval: Optional[float] = None
+        self._store_log_at = -math.inf
         self._pid = os.getpid()
         _lifecycle.register(self)
+        if self._store_pending(0) > 0:
+            # Events left in a durable store by an earlier run: send them now.
+            self._send_leftovers()
 
     # ------------------------------------------------------------------ endpoint
 
@@ -324,7 +367,11 @@ class Emitter(EmitterProtocol):
     # ------------------------------------------------------------------ input
 
     def input(self, payload: PayloadDict) -> None:
-        """Buffer one event (a copy of ``payload``) and flush once a limit is reached."""
+        """Buffer one event (a copy of ``payload``) and flush once a limit is reached.
+
+        Never raises because of the store or the network: an event that cannot be stored is
+        counted as dropped and reported to ``on_drop``.
+        """
         if self._pid != os.getpid():
             self._after_fork_in_child()
         if self.method == "post":
@@ -337,17 +384,26 @@ class Emitter(EmitterProtocol):
             return
         if self.overflow_policy == "block":
             self._wait_for_space()
+        try:
+            added = self.event_store.add_event(event)
+            refused = "store_refused"
+        except Exception:
+            self._store_failed("add_event()")
+            added, refused = False, "store_error"
         with self.lock:
             if self.bytes_queued is not None:
                 self.bytes_queued += len(str(payload))
-            added = self.event_store.add_event(event)
             if added:
                 self._counters.accepted += 1
+        if not added and (refused == "store_error" or not self._store_reports_drops):
+            self._handle_drop([event], refused)
+        try:
             flush_now = self.reached_limit()
-        if not added and not self._store_reports_drops:
-            self._handle_drop([event], "store_refused")
+        except Exception:
+            self._store_failed("size()")
+            flush_now = True
         if flush_now:
-            self.flush()
+            self._flush_for_input()
 
     def reached_limit(self) -> bool:
         """True once the buffer holds ``batch_size`` events or ``byte_limit`` bytes."""
@@ -358,37 +414,95 @@ class Emitter(EmitterProtocol):
             or (self.bytes_queued or 0) >= self.byte_limit
         )
 
-    def _wait_for_space(self) -> None:
-        capacity = getattr(self.event_store, "buffer_capacity", None)
-        if not isinstance(capacity, int) or self.event_store.size() < capacity:
+    def _flush_for_input(self) -> None:
+        """The flush a tracking call triggers: ``flush()``, limited to one request's worth."""
+        state = self._state
+        if state.single:
+            self.flush()
             return
-        self.flush()
+        state.single = True
+        try:
+            self.flush()
+        finally:
+            state.single = False
+
+    def _send_leftovers(self) -> None:
+        """Send what the store held at construction, without blocking the constructor."""
+        thread = threading.Thread(target=self._flush_quietly, name="snowplow-startup", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:
+            logger.debug("Could not start the startup flush", exc_info=True)
+
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except Exception:
+            logger.exception("Startup flush failed")
+
+    def _capacity(self) -> Optional[int]:
+        store = self.event_store
+        for name in ("buffer_capacity", "max_events"):
+            value = getattr(store, name, None)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        return None
+
+    def _wait_for_space(self) -> None:
+        """The ``"block"`` policy: wait up to ``block_timeout`` while the store is full."""
+        capacity = self._capacity()
+        if capacity is None or not self._store_full(capacity):
+            return
+        self._flush_for_input()
         deadline = time.monotonic() + self.block_timeout
         with self._space:
-            while self.event_store.size() >= capacity:
+            while self._store_full(capacity):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return
-                self._space.wait(remaining)
+                # Polls too: another process sharing a durable store may free the space.
+                self._space.wait(min(remaining, 0.1))
+
+    def _store_full(self, capacity: int) -> bool:
+        try:
+            return self.event_store.size() >= capacity
+        except Exception:
+            self._store_failed("size()")
+            return False
+
+    def _notify_space(self) -> None:
+        with self._space:
+            self._space.notify_all()
 
     # ------------------------------------------------------------------ flushing
 
     def flush(self) -> None:
-        """Send the buffered events now, in this thread, unless a retry backoff is running."""
-        with self.lock:
-            if self.retry_timer.is_active():
-                return
-            events = self._take_events()
-        self._send_taken(events)
+        """Send the buffered events now, in this thread, unless a retry backoff is running.
+
+        Called by a tracking call, it sends one request's worth of events; called directly
+        or by a timer, it sends what the store held when it started, stopping at the first
+        retryable failure.
+        """
+        if self._shut_down or self.retry_timer.is_active():
+            return
+        state = self._state
+        if state.single:
+            self._drain(state.deadline, single=True)
+        else:
+            self._drain(state.deadline, target=self._store_pending(None))
 
     def sync_flush(self) -> None:
         """Send every buffered event now, in this thread, even during a retry backoff.
 
         Each event gets one attempt; events that fail are kept for a later retry. Returns
-        within ``DEFAULT_SYNC_FLUSH_TIMEOUT`` seconds at most.
+        within ``DEFAULT_SYNC_FLUSH_TIMEOUT`` seconds at most, and at once while the
+        collector's ``Retry-After`` forbids sending.
         """
         logger.debug("Starting synchronous flush")
-        self._drain_now(time.monotonic() + DEFAULT_SYNC_FLUSH_TIMEOUT)
+        if self._shut_down:
+            return
+        deadline = time.monotonic() + DEFAULT_SYNC_FLUSH_TIMEOUT
+        self._drain(deadline, target=self._store_pending(None))
 
     def async_flush(self) -> None:
         """Does nothing; exists for the ``EmitterProtocol``."""
@@ -396,15 +510,17 @@ class Emitter(EmitterProtocol):
     def force_flush(self, timeout: float = 5.0) -> DeliveryReport:
         """Send everything buffered now, waiting at most ``timeout`` seconds.
 
-        Every buffered event gets one attempt (a retry backoff in progress is skipped); a
-        retryable failure stops the flush and keeps the rest for later.
+        Every buffered event gets one attempt (a retry backoff in progress is skipped, a
+        ``Retry-After`` wait that ends before the timeout is honoured); a retryable failure
+        stops the flush and keeps the rest for later.
 
         Returns:
             What was sent, failed and dropped during the call, and what is still pending.
         """
         before = self._counters.snapshot(0)
         deadline = time.monotonic() + max(0.0, timeout)
-        self._drain_now(deadline)
+        if not self._shut_down:
+            self._drain(deadline, target=self._store_pending(None), wait_retry_after=True)
         return self._report_since(before, deadline)
 
     def shutdown(self, timeout: float = 5.0) -> DeliveryReport:
@@ -416,14 +532,19 @@ class Emitter(EmitterProtocol):
         Returns:
             The report of the final flush.
         """
+        if self._shut_down:
+            return DeliveryReport(pending=self._pending())
         if timeout > 0:
             report = self.force_flush(timeout)
         else:
-            report = DeliveryReport(pending=self._pending(), timed_out=self._pending() > 0)
+            pending = self._pending()
+            report = DeliveryReport(pending=pending, timed_out=pending > 0)
         self._shut_down = True
         self.cancel_flush_timer()
         self._cancel_retry_timer()
-        self._close()
+        self._stop_sender()
+        if self._inflight == 0:
+            self._close()
         _lifecycle.unregister(self)
         return report
 
@@ -431,8 +552,28 @@ class Emitter(EmitterProtocol):
         """Counters since creation: accepted, sent, failed, dropped, retried, requests, pending."""
         return self._counters.snapshot(self._pending())
 
+    def _stop_sender(self) -> None:
+        """Stop background senders (none here; ``AsyncEmitter`` has some)."""
+
+    # ------------------------------------------------------------------ accounting
+
     def _pending(self) -> int:
-        return self.event_store.size() + self._inflight
+        """Events in the store (not handed out) plus events in flight."""
+        with self._take_lock:
+            return self._store_pending(0) + self._inflight
+
+    def _store_pending(self, on_error: Optional[int]) -> int:
+        """Events the store can hand out: ``pending()`` if it has one, else ``size()``.
+
+        ``on_error`` is returned if the store raises (None: "unknown, as many as you like").
+        """
+        store = self.event_store
+        try:
+            pending = getattr(store, "pending", None)
+            return int(pending() if callable(pending) else store.size())
+        except Exception:
+            self._store_failed("size()")
+            return (1 << 62) if on_error is None else on_error
 
     def _report_since(self, before: DeliveryStats, deadline: float) -> DeliveryReport:
         after = self._counters.snapshot(self._pending())
@@ -445,43 +586,95 @@ class Emitter(EmitterProtocol):
         )
 
     def _take_events(self, limit: Optional[int] = None) -> PayloadDictList:
-        """Take events from the store (call with ``self.lock`` held)."""
-        if limit is not None and getattr(self.event_store, "supports_batch_limit", False):
-            events = self.event_store.get_events_batch(limit)  # type: ignore[call-arg]
-        else:
-            events = self.event_store.get_events_batch()
+        """Take up to ``limit`` events from the store and count them in flight."""
+        store = self.event_store
+        state = self._state
+        deferred: _Drops = []
+        outer, state.deferred = state.deferred, deferred
+        try:
+            with self._take_lock:
+                try:
+                    if limit is not None and getattr(store, "supports_batch_limit", False):
+                        events = store.get_events_batch(limit)  # type: ignore[call-arg]
+                    else:
+                        events = store.get_events_batch()
+                    if not isinstance(events, list):
+                        events = list(events or ())
+                except Exception:
+                    self._store_failed("get_events_batch()")
+                    events = []
+                self._inflight += len(events)
+        finally:
+            state.deferred = outer
         if self.bytes_queued is not None:
             self.bytes_queued = 0
-        self._inflight += len(events)
+        for dropped, reason in deferred:
+            self._report_drop(dropped, reason)
         if events and self.overflow_policy == "block":
-            with self._space:
-                self._space.notify_all()
+            self._notify_space()
         return events
 
     def _send_taken(self, events: PayloadDictList) -> None:
         """Send events taken from the store through ``send_events``, keeping the accounting."""
         try:
             self.send_events(events)
+        except Exception:
+            # Only an overridden send_events gets here: keep the events rather than lose them.
+            logger.exception("send_events raised; keeping %d events for a retry", len(events))
+            try:
+                self._retry_failed_events(events)
+            except Exception:
+                logger.exception("Could not keep the events for a retry")
         finally:
-            with self.lock:
+            with self._take_lock:
                 self._inflight -= len(events)
+            if self.overflow_policy == "block":
+                self._notify_space()
 
-    def _drain_now(self, deadline: Optional[float]) -> None:
-        """Send what is buffered from this thread, once, until empty, failing, or the deadline."""
+    def _drain(
+        self,
+        deadline: Optional[float],
+        *,
+        target: Optional[int] = None,
+        single: bool = False,
+        wait_retry_after: bool = False,
+    ) -> None:
+        """Send from this thread until the store is empty, ``target`` events were taken,
+        a retryable failure, or ``deadline``. ``single``: one request's worth only."""
         state = self._state
+        saved = (state.deadline, state.retry_scheduled)
         state.deadline = deadline
         state.retry_scheduled = False
+        taken = 0
         try:
             while not state.retry_scheduled:
-                if deadline is not None and time.monotonic() >= deadline:
+                if target is not None and taken >= target:
                     return
-                with self.lock:
-                    events = self._take_events()
+                if not self._may_send(deadline, wait_retry_after):
+                    return
+                events = self._take_events(max(1, self.batch_size))
                 if not events:
                     return
+                taken += len(events)
                 self._send_taken(events)
+                if single:
+                    return
         finally:
-            state.deadline = None
+            state.deadline, state.retry_scheduled = saved
+
+    def _may_send(self, deadline: Optional[float], wait_retry_after: bool) -> bool:
+        """False once ``deadline`` passed, or while ``Retry-After`` forbids requests (waits
+        for it instead when ``wait_retry_after`` and it ends before ``deadline``)."""
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            return False
+        wait = self._not_before - now
+        if wait <= 0:
+            return True
+        if not wait_retry_after or deadline is None or now + wait >= deadline:
+            return False
+        time.sleep(wait)
+        return True
 
     def _deadline_passed(self) -> bool:
         deadline = self._state.deadline
@@ -495,10 +688,14 @@ class Emitter(EmitterProtocol):
         Calls ``on_success`` with the accepted events and ``on_failure`` with the rest; puts
         retryable failures back in the store and starts the retry backoff. A retryable
         failure stops the send: later requests are kept for the retry without being tried.
+        A 413 answer splits the request in two; an event too large for any request is sent
+        alone once, then given up.
         """
         if not evts:
             logger.debug("Skipping flush since the buffer is empty")
             return
+        state = self._state
+        state.retry_after = None
         success: PayloadDictList = []
         failure: PayloadDictList = []
         retry: PayloadDictList = []
@@ -517,15 +714,16 @@ class Emitter(EmitterProtocol):
             if retry or self._stop_sending():
                 unsent.extend(batch)
                 continue
-            self.attach_sent_timestamp(batch)
-            if self.method == "post":
-                status = self.http_post(post_body(batch))
-            else:
-                status = self.http_get(batch[0])
-            self._counters.add(requests=1)
+            status = self._attempt(batch)
+            if status is None:  # the batch cannot be encoded: sending it again cannot help
+                failure.extend(batch)
+                give_up.extend(batch)
+                continue
             last_status = status
             if self.is_good_status_code(status):
                 success.extend(batch)
+            elif status == NETWORK_ERROR and state.clamped and self._deadline_passed():
+                unsent.extend(batch)  # cut short by the caller's deadline: still pending
             elif status == 413 and len(batch) > 1:
                 middle = len(batch) // 2
                 batches.appendleft(batch[middle:])
@@ -539,6 +737,7 @@ class Emitter(EmitterProtocol):
                 else:
                     give_up.extend(batch)
 
+        backoff = bool(retry)
         if retry:
             retry, exhausted = self._apply_retry_caps(retry)
             give_up.extend(exhausted)
@@ -552,16 +751,47 @@ class Emitter(EmitterProtocol):
         self._run_callbacks(success, failure)
         finished = success + give_up
         if finished:
-            self.event_store.cleanup(finished, False)
+            self._store_cleanup(finished, False)
             self._forget_attempts(finished)
         self._counters.add(sent=len(success), failed=len(give_up), retried=len(retry))
-        if retry or unsent:
+        if backoff:
             self._retry_failed_events(retry + unsent)
-        elif success:
-            self._reset_retry_delay()
+        else:
+            if unsent:
+                self._store_cleanup(unsent, True)
+            if success:
+                self._reset_retry_delay()
+
+    def _attempt(self, batch: PayloadDictList) -> Optional[int]:
+        """One request for ``batch``: its status, -1 without a response, None if unsendable."""
+        self.attach_sent_timestamp(batch)
+        self._state.clamped = False
+        if self.method == "post":
+            try:
+                body = post_body(batch)
+            except (TypeError, ValueError) as error:
+                logger.error("Giving up %d events that cannot be encoded: %s", len(batch), error)
+                return None
+            status = self._call(self.http_post, body)
+        else:
+            status = self._call(self.http_get, batch[0])
+        self._counters.add(requests=1)
+        return status
+
+    def _call(self, send: Callable[[Any], int], argument: Any) -> int:
+        try:
+            return int(send(argument))
+        except Exception as error:
+            logger.warning(
+                "Sending a request raised %s; treating it as a network error",
+                type(error).__name__,
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
+            return NETWORK_ERROR
 
     def _stop_sending(self) -> bool:
-        return self._deadline_passed()
+        """Whether the send in progress must stop before its next request."""
+        return self._shut_down or self._deadline_passed() or time.monotonic() < self._not_before
 
     def _run_callbacks(self, success: PayloadDictList, failure: PayloadDictList) -> None:
         if success and self.on_success is not None:
@@ -605,16 +835,30 @@ class Emitter(EmitterProtocol):
 
     def _retry_failed_events(self, failed_events: PayloadDictList) -> None:
         """Put ``failed_events`` back in the store and start the retry backoff."""
-        self.event_store.cleanup(failed_events, True)
+        if failed_events:
+            self._store_cleanup(failed_events, True)
+        self._schedule_retry(grow=self._grows_backoff())
+
+    def _grows_backoff(self) -> bool:
+        """Whether this failure makes the next backoff delay longer."""
+        return True
+
+    def _schedule_retry(self, grow: bool) -> None:
         state = self._state
         state.retry_scheduled = True
+        retry_after, state.retry_after = state.retry_after, None
         with self.lock:
-            self._set_retry_delay()
+            if grow or not self.retry_delay:
+                self._set_retry_delay()
             delay = self.retry_delay
-        if state.retry_after is not None:
-            delay = max(delay, state.retry_after)
-            state.retry_after = None
-        logger.info("Retrying %d events in %.2f seconds", len(failed_events), delay)
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+                self._not_before = max(self._not_before, time.monotonic() + retry_after)
+        if self._shut_down or self._exiting:
+            return
+        logger.info("Retrying failed events in %.2f seconds", delay)
+        if retry_after is not None:
+            self.retry_timer.cancel()  # the collector's wait replaces a shorter backoff
         self._set_retry_timer(delay)
 
     def _should_retry(self, status_code: int) -> bool:
@@ -649,6 +893,26 @@ class Emitter(EmitterProtocol):
         for event in events:
             event["stm"] = stm
 
+    # ------------------------------------------------------------------ store calls
+
+    def _store_cleanup(self, events: PayloadDictList, need_retry: bool) -> None:
+        """``event_store.cleanup`` that never raises; events it fails to keep are reported."""
+        try:
+            self.event_store.cleanup(events, need_retry)
+        except Exception:
+            self._store_failed("cleanup()")
+            if need_retry:
+                self._handle_drop(events, "store_error")
+
+    def _store_failed(self, call: str) -> None:
+        """Log a store exception (call from an ``except`` block): ERROR, at most every 10 s."""
+        now = time.monotonic()
+        if now >= self._store_log_at:
+            self._store_log_at = now + _STORE_ERROR_LOG_INTERVAL
+            logger.error("Event store %s raised", call, exc_info=True)
+        else:
+            logger.debug("Event store %s raised", call, exc_info=True)
+
     # ------------------------------------------------------------------ HTTP
 
     def http_post(self, data: str) -> int:
@@ -660,7 +924,7 @@ class Emitter(EmitterProtocol):
             )
         except requests.RequestException as error:
             logger.warning("POST request to %s failed: %s", self.endpoint, type(error).__name__)
-            return -1
+            return NETWORK_ERROR
         return self._note_response(response)
 
     def http_get(self, payload: PayloadDict) -> int:
@@ -672,24 +936,38 @@ class Emitter(EmitterProtocol):
             )
         except requests.RequestException as error:
             logger.warning("GET request to %s failed: %s", self.endpoint, type(error).__name__)
-            return -1
+            return NETWORK_ERROR
         return self._note_response(response)
 
     def _note_response(self, response: Any) -> int:
-        status = int(response.status_code)
-        header = response.headers.get("Retry-After") if response.headers else None
-        if header:
-            self._state.retry_after = self.retry_policy.retry_after_delay(status, header)
+        """The status of ``response``; remembers its ``Retry-After`` on 429 and 503."""
+        try:
+            status = int(response.status_code)
+        except (TypeError, ValueError):
+            return NETWORK_ERROR
+        if status in RETRY_AFTER_CODES:
+            try:
+                header = response.headers.get("Retry-After")
+                if header:
+                    self._state.retry_after = self.retry_policy.retry_after_delay(
+                        status, str(header)
+                    )
+            except Exception:
+                logger.debug("Unreadable Retry-After header", exc_info=True)
         return status
 
     def _timeout(self) -> RequestTimeout:
-        deadline = self._state.deadline
+        """The request timeout, cut to what is left before the current deadline."""
+        state = self._state
+        deadline = state.deadline
         if deadline is None:
             return self.request_timeout
         remaining = max(0.05, deadline - time.monotonic())
         timeout = self.request_timeout
         if isinstance(timeout, tuple):
+            state.clamped = remaining < max(timeout)
             return (min(timeout[0], remaining), min(timeout[1], remaining))
+        state.clamped = remaining < timeout
         return min(timeout, remaining)
 
     def _http_session(self) -> requests.Session:
@@ -698,7 +976,12 @@ class Emitter(EmitterProtocol):
             with self.lock:
                 session = self._session
                 if session is None:
-                    session = self._session = requests.Session()
+                    session = requests.Session()
+                    # One pooled connection per sender thread at least (urllib3 keeps 10).
+                    size = max(10, int(getattr(self, "thread_count", 1)))
+                    for prefix in ("http://", "https://"):
+                        session.mount(prefix, HTTPAdapter(pool_maxsize=size))
+                    self._session = session
         return session
 
     def _default_post(self, url: str, **kwargs: Any) -> Any:
@@ -736,25 +1019,41 @@ class Emitter(EmitterProtocol):
     # ------------------------------------------------------------------ drops
 
     def _handle_drop(self, events: PayloadDictList, reason: str) -> None:
+        """Count dropped events and report them to ``on_drop`` (once no lock is held)."""
+        if not events:
+            return
         self._counters.add(dropped=len(events))
-        if self.on_drop is not None:
-            try:
-                self.on_drop(events, reason)
-            except Exception:
-                logger.exception("on_drop callback raised")
+        deferred = self._state.deferred
+        if deferred is not None:
+            deferred.append((events, reason))
+            return
+        self._report_drop(events, reason)
+
+    def _report_drop(self, events: PayloadDictList, reason: str) -> None:
+        callback = self.on_drop
+        if callback is None:
+            return
+        try:
+            callback(events, reason)
+        except Exception:
+            logger.exception("on_drop callback raised")
 
     # ------------------------------------------------------------------ lifecycle
 
     def _drain_at_exit(self, deadline: float) -> None:
-        """At interpreter exit: send what is left, until ``deadline``."""
+        """At interpreter exit: give what is left one attempt, until ``deadline``."""
+        self._exiting = True
         self.cancel_flush_timer()
         self._cancel_retry_timer()
-        if self._shut_down or self._pending() == 0:
+        if self._shut_down or self.exit_timeout <= 0:
+            return
+        pending = self._pending()
+        if pending == 0:
             return
         if time.monotonic() >= deadline:
-            logger.warning("Exit drain skipped: %d events not sent", self._pending())
+            logger.warning("Exit drain skipped: %d events not sent", pending)
             return
-        self._drain_now(deadline)
+        self._drain(deadline, wait_retry_after=True)
         left = self._pending()
         if left:
             logger.warning("%d events were not sent before exit", left)
@@ -763,6 +1062,7 @@ class Emitter(EmitterProtocol):
         """In a forked child: fresh locks, timers and connections; the parent keeps its events."""
         self._pid = os.getpid()
         self.lock = threading.RLock()
+        self._take_lock = threading.Lock()
         self._space = threading.Condition(threading.Lock())
         self._state = _SendState()
         self._counters = Counters()
@@ -777,259 +1077,10 @@ class Emitter(EmitterProtocol):
         if callable(clear):
             clear()
         if self._owns_session:
-            self._session = None
+            self._session = None  # the parent's pooled connections are not ours to use
         if self._timer_interval is not None and not self._shut_down:
             self.timer.start(timeout=self._timer_interval)
 
 
-_STOP: PayloadDictList = []
-
-
-class AsyncEmitter(Emitter):
-    """Buffers events and sends them from background threads; tracking never waits on I/O.
-
-    A sender thread starts on first use (and again in a forked child). It takes events from
-    the store, packs them into requests of ``batch_size`` events, and hands them to
-    ``thread_count`` worker threads through ``queue``, so at most ``thread_count`` requests
-    are in flight. During a retry backoff it sends nothing. Memory is bounded by
-    ``buffer_capacity`` (the store) plus the requests in flight.
-
-    Args are those of :class:`Emitter`, plus ``thread_count`` (worker threads, default 1).
-    Unlike ``Emitter``, the default ``protocol`` is ``"http"``, as in 1.1.0.
-    """
-
-    def __init__(
-        self,
-        endpoint: str,
-        protocol: HttpProtocol = "http",
-        port: Optional[int] = None,
-        method: Method = "post",
-        batch_size: Optional[int] = None,
-        on_success: Optional[SuccessCallback] = None,
-        on_failure: Optional[FailureCallback] = None,
-        thread_count: int = 1,
-        byte_limit: Optional[int] = None,
-        request_timeout: Optional[RequestTimeout] = None,
-        max_retry_delay_seconds: int = 60,
-        buffer_capacity: Optional[int] = None,
-        custom_retry_codes: Optional[Dict[int, bool]] = None,
-        event_store: Optional[EventStore] = None,
-        session: Optional[requests.Session] = None,
-        *,
-        retry_policy: Optional[RetryPolicy] = None,
-        overflow_policy: str = "drop_newest",
-        block_timeout: float = 1.0,
-        on_drop: Optional[DropCallback] = None,
-        exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
-    ) -> None:
-        self.thread_count = max(1, int(thread_count))
-        self._init_pipeline()
-        super().__init__(
-            endpoint,
-            protocol,
-            port,
-            method,
-            batch_size,
-            on_success,
-            on_failure,
-            byte_limit,
-            request_timeout,
-            max_retry_delay_seconds,
-            buffer_capacity,
-            custom_retry_codes,
-            event_store,
-            session,
-            retry_policy=retry_policy,
-            overflow_policy=overflow_policy,
-            block_timeout=block_timeout,
-            on_drop=on_drop,
-            exit_timeout=exit_timeout,
-        )
-        if self.event_store.size() > 0:
-            # Events left by an earlier process in a durable store: send them now.
-            self.flush()
-
-    def _init_pipeline(self) -> None:
-        self.queue: queue.Queue[PayloadDictList] = queue.Queue(maxsize=self.thread_count)
-        self._wake = threading.Condition(threading.Lock())
-        self._start_lock = threading.Lock()
-        self._flush_requested = False
-        self._force = False
-        self._flush_wanted = 0
-        self._flush_done = 0
-        self._round_failed = False
-        self._stopping = False
-        self._dispatcher: Optional[threading.Thread] = None
-        self._workers: List[threading.Thread] = []
-
-    # ------------------------------------------------------------------ threads
-
-    def _ensure_started(self) -> None:
-        dispatcher = self._dispatcher
-        if dispatcher is not None and dispatcher.is_alive():
-            return
-        with self._start_lock:
-            if self._shut_down or self._stopping:
-                return
-            dispatcher = self._dispatcher
-            if dispatcher is not None and dispatcher.is_alive():
-                return
-            self._workers = [w for w in self._workers if w.is_alive()]
-            for index in range(len(self._workers), self.thread_count):
-                worker = threading.Thread(
-                    target=self.consume, name=f"snowplow-sender-{index}", daemon=True
-                )
-                worker.start()
-                self._workers.append(worker)
-            dispatcher = threading.Thread(
-                target=self._dispatch_loop, name="snowplow-dispatcher", daemon=True
-            )
-            dispatcher.start()
-            self._dispatcher = dispatcher
-
-    def consume(self) -> None:
-        """Worker loop: send each request-sized batch put on ``queue``."""
-        while True:
-            events = self.queue.get()
-            try:
-                if events is _STOP:
-                    return
-                self._send_taken(events)
-            except Exception:
-                logger.exception("Sending a batch failed")
-            finally:
-                self.queue.task_done()
-
-    def _dispatch_loop(self) -> None:
-        while True:
-            with self._wake:
-                while True:
-                    if self._stopping:
-                        return
-                    backoff = self.retry_timer.is_active() and not self._force
-                    if (self._flush_requested or self._force) and not backoff:
-                        break
-                    self._wake.wait(1.0 if backoff else 5.0)
-                wanted = self._flush_wanted
-                self._flush_requested = False
-                self._force = False
-            try:
-                self._send_rounds()
-            except Exception:
-                logger.exception("Sender loop failed; continuing")
-            with self._wake:
-                self._flush_done = max(self._flush_done, wanted)
-                self._wake.notify_all()
-
-    def _send_rounds(self) -> None:
-        """Send the store's events, ``thread_count`` requests at a time, until empty or failing."""
-        per_round = max(1, self.batch_size) * self.thread_count
-        while not self._stopping:
-            with self.lock:
-                events = self._take_events(per_round)
-            if not events:
-                return
-            self._round_failed = False
-            if self.method == "post":
-                batches = list(split_batches(events, max(1, self.batch_size), self.byte_limit))
-            else:
-                batches = [[event] for event in events]
-            for batch in batches:
-                self.queue.put(batch)
-            self.queue.join()
-            if self._round_failed:
-                return
-
-    def _stop_sending(self) -> bool:
-        return self._round_failed or self._deadline_passed()
-
-    def _retry_failed_events(self, failed_events: PayloadDictList) -> None:
-        self._round_failed = True
-        super()._retry_failed_events(failed_events)
-
-    # ------------------------------------------------------------------ flushing
-
-    def flush(self) -> None:
-        """Ask the sender thread to send everything buffered; returns at once.
-
-        Nothing is sent during a retry backoff; the backoff's end triggers the send.
-        """
-        with self._wake:
-            self._flush_requested = True
-            self._wake.notify()
-        self._ensure_started()
-
-    def sync_flush(self) -> None:
-        """Send everything buffered and wait until each event had one attempt.
-
-        Unlike 1.1.0, a failing collector does not make this loop: failed events stay
-        buffered for the backoff retry, and the call returns within
-        ``DEFAULT_SYNC_FLUSH_TIMEOUT`` seconds at most.
-        """
-        self.force_flush(DEFAULT_SYNC_FLUSH_TIMEOUT)
-
-    def force_flush(self, timeout: float = 5.0) -> DeliveryReport:
-        """Send everything buffered now and wait up to ``timeout`` seconds for the result."""
-        before = self._counters.snapshot(0)
-        deadline = time.monotonic() + max(0.0, timeout)
-        if self._pid != os.getpid():
-            self._after_fork_in_child()
-        if self._pending() == 0:
-            return self._report_since(before, deadline)
-        with self._wake:
-            self._flush_wanted += 1
-            wanted = self._flush_wanted
-            self._force = True
-            self._wake.notify_all()
-        self._ensure_started()
-        dispatcher = self._dispatcher
-        if dispatcher is None or not dispatcher.is_alive():
-            # Shut down, or threads cannot start (interpreter exiting): send from here.
-            self._round_failed = False
-            self._drain_now(deadline)
-            return self._report_since(before, deadline)
-        with self._wake:
-            while self._flush_done < wanted:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._wake.wait(remaining)
-        return self._report_since(before, deadline)
-
-    def shutdown(self, timeout: float = 5.0) -> DeliveryReport:
-        """Flush within ``timeout`` seconds, then stop the threads; later events are dropped."""
-        report = super().shutdown(timeout)
-        self._stop_threads(timeout=0.5)
-        return report
-
-    def _stop_threads(self, timeout: float) -> None:
-        with self._wake:
-            self._stopping = True
-            self._wake.notify_all()
-        for _ in self._workers:
-            try:
-                self.queue.put(_STOP, timeout=timeout)
-            except queue.Full:
-                break
-        deadline = time.monotonic() + timeout
-        for thread in [*self._workers, self._dispatcher]:
-            if thread is not None and thread is not threading.current_thread():
-                thread.join(max(0.0, deadline - time.monotonic()))
-
-    def _drain_at_exit(self, deadline: float) -> None:
-        self.cancel_flush_timer()
-        self._cancel_retry_timer()
-        if self._shut_down or self._pending() == 0:
-            return
-        # Let a round in flight finish, then stop the sender and drain from this thread.
-        with self._wake:
-            self._stopping = True
-            self._wake.notify_all()
-        while self._inflight > 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self._round_failed = False
-        super()._drain_at_exit(deadline)
-
-    def _after_fork_in_child(self) -> None:
-        self._init_pipeline()
-        super()._after_fork_in_child()
+# Defined in its own module to keep this one readable; it subclasses Emitter.
+from snowplow_tracker._async_pipeline import AsyncEmitter  # noqa: E402

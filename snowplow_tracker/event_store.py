@@ -27,6 +27,21 @@ class EventStore(Protocol):
     ``get_events_batch`` hands events out for sending; the emitter then calls ``cleanup``
     with the same dicts: ``need_retry=False`` once they are delivered or given up, and
     ``need_retry=True`` to put them back for a later attempt.
+
+    Optional extras that emitters use when a store has them:
+
+    * ``supports_batch_limit = True`` (class attribute): ``get_events_batch(limit)`` accepts
+      a maximum number of events, so emitters take one request's worth at a time.
+    * ``pending() -> int``: events that ``get_events_batch`` could hand out now (used instead
+      of ``size()`` for accounting, by stores whose ``size()`` includes events handed out).
+    * ``on_drop`` attribute: when it is ``None``, the emitter sets it to its own handler so
+      that the store's drops are counted and reach the emitter's ``on_drop``.
+    * ``buffer_capacity`` or ``max_events`` (int): enables the emitter's ``"block"`` policy.
+
+    Emitters catch and log exceptions raised by any of these methods: a failing
+    ``add_event`` counts the event as dropped (reason ``"store_error"``), a failing
+    ``cleanup(batch, True)`` reports the batch as dropped, a failing ``get_events_batch``
+    sends nothing this time.
     """
 
     def add_event(self, payload: PayloadDict) -> bool:
@@ -57,7 +72,8 @@ class InMemoryEventStore(EventStore):
         on_drop: Called with the events dropped and the reason, outside the store's lock.
 
     Events put back with ``cleanup(batch, need_retry=True)`` go to the front of the buffer,
-    so the oldest events are sent first; if that overfills the buffer, the newest are evicted.
+    so the oldest events are sent first. If that overfills the buffer, the overflow policy
+    decides what goes: the newest events (``"drop_newest"``) or the oldest (``"drop_oldest"``).
     """
 
     #: Our stores accept ``get_events_batch(limit)``; emitters check this marker.
@@ -119,12 +135,20 @@ class InMemoryEventStore(EventStore):
         evicted: PayloadDictList = []
         with self._lock:
             buffer = list(batch) + self.event_buffer
-            if len(buffer) > self.buffer_capacity:
-                evicted = buffer[self.buffer_capacity :]
-                del buffer[self.buffer_capacity :]
+            excess = len(buffer) - self.buffer_capacity
+            if excess > 0:
+                if self.overflow == "drop_oldest":
+                    evicted = buffer[:excess]
+                    del buffer[:excess]
+                else:
+                    evicted = buffer[-excess:]
+                    del buffer[-excess:]
             self.event_buffer = buffer
         if evicted:
-            self.logger.error("Event buffer is full: dropping %d newer events", len(evicted))
+            which = "oldest" if self.overflow == "drop_oldest" else "newest"
+            self.logger.error(
+                "Event buffer is full: dropping the %d %s events", len(evicted), which
+            )
             self._report_drop(evicted, "buffer_full")
 
     def size(self) -> int:

@@ -1,0 +1,329 @@
+"""The asynchronous emitter: a bounded pipeline with a lazily started sender.
+
+Public through :mod:`snowplow_tracker.emitters`; kept here so that module stays readable.
+
+Shape::
+
+    input() --> event store --> dispatcher thread --> queue (thread_count batches)
+                (bounded)        takes batch_size      --> thread_count workers --> HTTP
+                                 events at a time
+
+Tracking calls only add to the store and, once a batch is ready, set a flag. The dispatcher
+waits for that flag, honours the retry backoff and ``Retry-After``, and feeds request-sized
+batches to the workers; a retryable failure ends the pass, the rest waits for the retry.
+Everything is bounded: the store by its capacity, the queue by ``thread_count`` batches, and
+the requests in flight by ``thread_count``.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from typing import Dict, List, Optional
+
+import requests
+
+from snowplow_tracker.delivery import DeliveryReport
+from snowplow_tracker.emitters import (
+    DEFAULT_EXIT_TIMEOUT,
+    DEFAULT_SYNC_FLUSH_TIMEOUT,
+    DropCallback,
+    Emitter,
+    RequestTimeout,
+    logger,
+)
+from snowplow_tracker.event_store import EventStore
+from snowplow_tracker.retry import RetryPolicy
+from snowplow_tracker.typing import (
+    FailureCallback,
+    HttpProtocol,
+    Method,
+    PayloadDictList,
+    SuccessCallback,
+)
+
+__all__ = ["AsyncEmitter"]
+
+_STOP: PayloadDictList = []  # put on the queue (by identity) to stop one worker
+_IDLE_WAIT = 30.0  # seconds the dispatcher sleeps when it has nothing to do
+
+
+class AsyncEmitter(Emitter):
+    """Buffers events and sends them from background threads; tracking never waits on I/O.
+
+    A sender thread starts on first use (and again in a forked child). It takes events from
+    the store, packs them into requests of ``batch_size`` events, and hands them to
+    ``thread_count`` worker threads through ``queue``, so at most ``thread_count`` requests
+    are in flight. During a retry backoff it sends nothing. Memory is bounded by
+    ``buffer_capacity`` (the store) plus ``2 * thread_count`` request batches (queued and in
+    flight).
+
+    Args are those of :class:`Emitter`, plus ``thread_count`` (worker threads, default 1).
+    Unlike ``Emitter``, the default ``protocol`` is ``"http"``, as in 1.1.0.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        protocol: HttpProtocol = "http",
+        port: Optional[int] = None,
+        method: Method = "post",
+        batch_size: Optional[int] = None,
+        on_success: Optional[SuccessCallback] = None,
+        on_failure: Optional[FailureCallback] = None,
+        thread_count: int = 1,
+        byte_limit: Optional[int] = None,
+        request_timeout: Optional[RequestTimeout] = None,
+        max_retry_delay_seconds: int = 60,
+        buffer_capacity: Optional[int] = None,
+        custom_retry_codes: Optional[Dict[int, bool]] = None,
+        event_store: Optional[EventStore] = None,
+        session: Optional[requests.Session] = None,
+        *,
+        retry_policy: Optional[RetryPolicy] = None,
+        overflow_policy: str = "drop_newest",
+        block_timeout: float = 1.0,
+        on_drop: Optional[DropCallback] = None,
+        exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
+    ) -> None:
+        self.thread_count = max(1, int(thread_count))
+        self._init_pipeline()
+        super().__init__(
+            endpoint,
+            protocol,
+            port,
+            method,
+            batch_size,
+            on_success,
+            on_failure,
+            byte_limit,
+            request_timeout,
+            max_retry_delay_seconds,
+            buffer_capacity,
+            custom_retry_codes,
+            event_store,
+            session,
+            retry_policy=retry_policy,
+            overflow_policy=overflow_policy,
+            block_timeout=block_timeout,
+            on_drop=on_drop,
+            exit_timeout=exit_timeout,
+        )
+
+    def _init_pipeline(self) -> None:
+        self.queue: queue.Queue[PayloadDictList] = queue.Queue(maxsize=self.thread_count)
+        self._wake = threading.Condition(threading.Lock())
+        self._start_lock = threading.Lock()
+        self._flush_requested = False
+        self._force = False
+        self._flush_wanted = 0
+        self._flush_done = 0
+        self._round_failed = False
+        self._stopping = False
+        self._dispatcher: Optional[threading.Thread] = None
+        self._workers: List[threading.Thread] = []
+
+    # ------------------------------------------------------------------ threads
+
+    def _ensure_started(self) -> bool:
+        """Start the dispatcher and workers if they are not running; False if they cannot."""
+        dispatcher = self._dispatcher
+        if dispatcher is not None and dispatcher.is_alive():
+            return True
+        with self._start_lock:
+            if self._shut_down or self._stopping:
+                return False
+            dispatcher = self._dispatcher
+            if dispatcher is not None and dispatcher.is_alive():
+                return True
+            try:
+                self._workers = [w for w in self._workers if w.is_alive()]
+                for index in range(len(self._workers), self.thread_count):
+                    worker = threading.Thread(
+                        target=self.consume, name=f"snowplow-sender-{index}", daemon=True
+                    )
+                    worker.start()
+                    self._workers.append(worker)
+                dispatcher = threading.Thread(
+                    target=self._dispatch_loop, name="snowplow-dispatcher", daemon=True
+                )
+                dispatcher.start()
+            except RuntimeError:  # the interpreter is shutting down
+                logger.debug("Could not start the sender threads", exc_info=True)
+                return False
+            self._dispatcher = dispatcher
+            return True
+
+    def consume(self) -> None:
+        """Worker loop: send each request-sized batch put on ``queue``."""
+        while True:
+            events = self.queue.get()
+            try:
+                if events is _STOP:
+                    return
+                self._send_taken(events)
+            except BaseException:  # a worker must outlive anything a callback raises
+                logger.exception("Sending a batch failed")
+            finally:
+                self.queue.task_done()
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            with self._wake:
+                while True:
+                    if self._stopping:
+                        return
+                    wait = _IDLE_WAIT
+                    if self._flush_requested or self._force:
+                        wait = self._blocked_for()
+                        if wait <= 0:
+                            break
+                    self._wake.wait(wait)
+                wanted = self._flush_wanted
+                self._flush_requested = False
+                self._force = False
+            try:
+                self._send_pass()
+            except Exception:
+                logger.exception("Sender loop failed; continuing")
+            with self._wake:
+                self._flush_done = max(self._flush_done, wanted)
+                self._wake.notify_all()
+
+    def _blocked_for(self) -> float:
+        """Seconds before the dispatcher may send (<= 0: now). Call with ``_wake`` held."""
+        wait = self._not_before - time.monotonic()
+        if not self._force and self.retry_timer.is_active():
+            wait = max(wait, self.retry_timer.remaining(), 0.005)
+        return wait
+
+    def _send_pass(self) -> None:
+        """Send what the store holds now, one batch per worker at a time, until a failure."""
+        target = self._store_pending(None)
+        self._round_failed = False
+        size = max(1, self.batch_size)
+        taken = 0
+        while taken < target and not self._stopping and not self._round_failed:
+            if time.monotonic() < self._not_before:
+                break
+            events = self._take_events(size)
+            if not events:
+                break
+            taken += len(events)
+            self.queue.put(events)
+        self.queue.join()
+
+    def _stop_sending(self) -> bool:
+        return self._round_failed or super()._stop_sending()
+
+    def _grows_backoff(self) -> bool:
+        # Concurrent failures of one pass count once, so the backoff grows by one step.
+        with self.lock:
+            first = not self._round_failed
+            self._round_failed = True
+        return first
+
+    # ------------------------------------------------------------------ flushing
+
+    def _flush_for_input(self) -> None:
+        self.flush()
+
+    def _send_leftovers(self) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        """Ask the sender thread to send everything buffered; returns at once.
+
+        Nothing is sent during a retry backoff; the backoff's end triggers the send.
+        """
+        if self._flush_requested and self._dispatcher is not None:
+            return  # already asked; the dispatcher has not picked it up yet
+        with self._wake:
+            self._flush_requested = True
+            self._wake.notify()
+        self._ensure_started()
+
+    def sync_flush(self) -> None:
+        """Send everything buffered and wait until each event had one attempt.
+
+        Unlike 1.1.0, a failing collector does not make this loop: failed events stay
+        buffered for the backoff retry, and the call returns within
+        ``DEFAULT_SYNC_FLUSH_TIMEOUT`` seconds at most, and at once while the collector's
+        ``Retry-After`` forbids sending.
+        """
+        self._flush_and_wait(DEFAULT_SYNC_FLUSH_TIMEOUT, wait_retry_after=False)
+
+    def force_flush(self, timeout: float = 5.0) -> DeliveryReport:
+        """Send everything buffered now and wait up to ``timeout`` seconds for the result.
+
+        Every buffered event gets one attempt (a retry backoff in progress is skipped, a
+        ``Retry-After`` wait is honoured); a retryable failure ends the flush early.
+        """
+        return self._flush_and_wait(timeout, wait_retry_after=True)
+
+    def _flush_and_wait(self, timeout: float, wait_retry_after: bool) -> DeliveryReport:
+        before = self._counters.snapshot(0)
+        deadline = time.monotonic() + max(0.0, timeout)
+        if self._pid != os.getpid():
+            self._after_fork_in_child()
+        if self._shut_down or self._pending() == 0:
+            return self._report_since(before, deadline)
+        if not wait_retry_after and time.monotonic() < self._not_before:
+            return self._report_since(before, deadline)
+        with self._wake:
+            self._flush_wanted += 1
+            wanted = self._flush_wanted
+            self._force = True
+            self._wake.notify_all()
+        if not self._ensure_started():
+            # Threads cannot run (interpreter exiting, or stopped): send from here.
+            self._round_failed = False
+            self._drain(deadline, wait_retry_after=wait_retry_after)
+            return self._report_since(before, deadline)
+        with self._wake:
+            while self._flush_done < wanted:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._wake.wait(remaining)
+        return self._report_since(before, deadline)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _stop_sender(self) -> None:
+        self._stop_threads(timeout=0.5)
+
+    def _stop_threads(self, timeout: float) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        deadline = time.monotonic() + timeout
+        for _ in self._workers:
+            try:
+                self.queue.put(_STOP, timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Full:
+                break
+        for thread in [*self._workers, self._dispatcher]:
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _drain_at_exit(self, deadline: float) -> None:
+        self._exiting = True
+        if self._shut_down or self.exit_timeout <= 0 or self._pending() == 0:
+            super()._drain_at_exit(deadline)
+            return
+        # Let the batches already handed to workers finish, stop the dispatcher, then send
+        # the rest from this thread (new threads may not start while the interpreter exits).
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        while self._inflight > 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        self._round_failed = False
+        super()._drain_at_exit(deadline)
+
+    def _after_fork_in_child(self) -> None:
+        self._init_pipeline()
+        super()._after_fork_in_child()
