@@ -437,11 +437,13 @@ class SchemaRegistry:
         if self._check_formats:
             kwargs["format_checker"] = _format_checker(jsonschema)
         registry = self._referencing_registry()
-        if registry is not None:
-            kwargs["registry"] = registry
-        else:  # jsonschema < 4.18
-            kwargs["resolver"] = self._legacy_resolver(jsonschema, document)
-        compiled = jsonschema.Draft4Validator(document, **kwargs)
+        try:
+            if registry is None:
+                raise TypeError("no referencing library")
+            compiled = jsonschema.Draft4Validator(document, registry=registry, **kwargs)
+        except TypeError:  # jsonschema < 4.18 has no registry argument
+            resolver = self._legacy_resolver(jsonschema, document)
+            compiled = jsonschema.Draft4Validator(document, resolver=resolver, **kwargs)
         accept = compile_acceptor(document, _OWN_FORMATS if self._check_formats else None)
 
         def check(instance: Any) -> List[str]:
