@@ -6,17 +6,18 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import List
 
 import pytest
 import requests
 
-from snowplow_tracker.collector import LocalCollector
+from snowplow_tracker.collector import EventSummary, LocalCollector
 
 from .helpers import TP2, body, link_click, page_view
 
 
 def test_eight_clients_times_fifty_requests_are_all_counted(collector: LocalCollector) -> None:
-    def client(index: int) -> list:
+    def client(index: int) -> List[int]:
         statuses = []
         with requests.Session() as http:
             for n in range(50):
@@ -115,10 +116,14 @@ def test_assert_counts_reports_bad_row_reasons(collector: LocalCollector) -> Non
         collector.assert_counts(good=2, bad=0, timeout=0.2)
 
 
+def failing_listener(summary: EventSummary) -> None:
+    raise RuntimeError("listener bug")
+
+
 def test_listeners_see_every_stored_event(shared_iglu_dir: Path) -> None:
-    seen: list = []
+    seen: List[EventSummary] = []
     with LocalCollector(iglu_dirs=[shared_iglu_dir], on_event=seen.append) as collector:
-        collector.add_listener(lambda summary: 1 / 0)  # a failing listener is only logged
+        collector.add_listener(failing_listener)  # a failing listener is only logged
         requests.post(
             collector.url(TP2), json=body(page_view(aid="a"), link_click(eid="x")), timeout=5
         )

@@ -272,7 +272,10 @@ def test_collector_verdicts_match_jsonschema_with_published_schemas(
     version, events = payload
     params = [p for p, _ in events]
     module_collector.reset()
-    document = {"schema": f"iglu:{VENDOR}/payload_data/jsonschema/{version}", "data": params}
+    document: Dict[str, Any] = {
+        "schema": f"iglu:{VENDOR}/payload_data/jsonschema/{version}",
+        "data": params,
+    }
     with requests.Session() as http:
         response = http.post(module_collector.url(TP2), json=document, timeout=10)
     assert response.status_code == 200

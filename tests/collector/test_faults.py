@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any, Dict, List
 
 import pytest
 import requests
@@ -13,7 +14,9 @@ from snowplow_tracker.collector import FaultPlan, LocalCollector
 from .helpers import TP2, body, page_view
 
 
-def post(collector: LocalCollector, *events: dict, timeout: float = 5) -> requests.Response:
+def post(
+    collector: LocalCollector, *events: Dict[str, Any], timeout: float = 5
+) -> requests.Response:
     return requests.post(collector.url(TP2), json=body(*events), timeout=timeout)
 
 
@@ -63,7 +66,7 @@ def test_faults_do_not_touch_micro_health_or_preflight(collector: LocalCollector
 
 
 def test_fail_fraction_is_seeded_and_reproducible(collector: LocalCollector) -> None:
-    def run() -> list:
+    def run() -> List[int]:
         collector.reset()
         collector.clear_faults()
         collector.fail_fraction(0.5, status=502, seed=7, requests=20)
@@ -151,7 +154,7 @@ def test_drop_applies_before_failures_and_clear_removes_everything(
 
 def test_stop_interrupts_a_pending_delay() -> None:
     collector = LocalCollector().start()
-    outcome: list = []
+    outcome: List[Any] = []
 
     def call() -> None:
         try:

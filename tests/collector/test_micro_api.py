@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Dict, List
+
 import requests
 
 from snowplow_tracker.collector import LocalCollector
@@ -77,7 +79,7 @@ def test_good_filters_event_type_schema_contexts_and_limit(
 ) -> None:
     send_mix(collector, session)
 
-    def good(filters: dict) -> list:
+    def good(filters: Dict[str, Any]) -> List[Any]:
         response = session.post(collector.url("/micro/good"), json=filters)
         assert response.status_code == 200
         return [g["event"]["app_id"] for g in response.json()]
@@ -111,8 +113,9 @@ def test_bad_lists_and_filters_vendor_version(
     assert newest["errors"][0] == "Error while validating the event."
     assert newest["rawEvent"]["parameters"]["e"] == "zz"
 
-    def bad(filters: dict) -> list:
-        return session.post(collector.url("/micro/bad"), json=filters).json()
+    def bad(filters: Dict[str, Any]) -> List[Any]:
+        rows: List[Any] = session.post(collector.url("/micro/bad"), json=filters).json()
+        return rows
 
     assert len(bad({"vendor": "com.snowplowanalytics.snowplow"})) == 2
     assert [b["collectorPayload"]["api"]["version"] for b in bad({"version": "tp2"})] == ["tp2"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any, Dict
 
 import pytest
 
@@ -224,7 +225,7 @@ def test_missing_required_fields_are_named(validator: EventValidator, field: str
     ],
 )
 def test_bad_values_are_reported_clearly(
-    validator: EventValidator, extra: dict, reason: str
+    validator: EventValidator, extra: Dict[str, str], reason: str
 ) -> None:
     errors = validator.check(page_view(**extra)).errors
     assert any(reason in error for error in errors), errors
@@ -287,7 +288,7 @@ def test_contexts_1_0_0_needs_an_entity_but_1_0_1_does_not(validator: EventValid
 
 
 def test_entity_with_bad_uri_or_extra_keys_is_rejected(validator: EventValidator) -> None:
-    entity = {"schema": "iglu:bad uri", "data": {}}
+    entity: Dict[str, Any] = {"schema": "iglu:bad uri", "data": {}}
     errors = validator.check(page_view(cx=b64(contexts(entity)))).errors
     assert any("is not a valid Iglu URI" in e for e in errors)
     entity = {**web_page(), "extra": 1}

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Dict, Iterator, List
 
 import jsonschema
 import pytest
@@ -48,7 +48,7 @@ def post_raw(
     )
 
 
-def only_bad_row(collector: LocalCollector) -> dict:
+def only_bad_row(collector: LocalCollector) -> Dict[str, Any]:
     assert collector.good() == []
     [row] = collector.bad()
     return row
@@ -80,7 +80,11 @@ def test_broken_payloads_give_one_bad_row_and_200(
 
 
 def test_envelope_violation_rejects_the_whole_payload(collector: LocalCollector) -> None:
-    events = [page_view(), {**page_view(), "unknown_key": "x"}, {**page_view(), "dtm": 17}]
+    events: List[Dict[str, Any]] = [
+        page_view(),
+        {**page_view(), "unknown_key": "x"},
+        {**page_view(), "dtm": 17},
+    ]
     post_raw(collector, json.dumps(body(*events)).encode())
     row = only_bad_row(collector)
     assert row["rawEvent"] is None

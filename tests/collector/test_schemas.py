@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any, Dict
 
 import pytest
 
@@ -24,7 +25,7 @@ ACME_SCHEMA = {
 }
 
 
-def write_schema(root: Path, uri: str, schema: dict) -> Path:
+def write_schema(root: Path, uri: str, schema: Dict[str, Any]) -> Path:
     vendor, name, fmt, version = uri[len("iglu:") :].split("/")
     path = root / vendor / name / fmt / version
     path.parent.mkdir(parents=True, exist_ok=True)
