@@ -446,6 +446,26 @@ class SQLiteEventStore:
         return self._path
 
     @property
+    def max_events(self) -> int:
+        """The cap on stored events (emitters read it for their ``"block"`` policy)."""
+        return self._max_events
+
+    @property
+    def max_age_seconds(self) -> Optional[float]:
+        """Age after which unleased events are purged (None: never)."""
+        return self._max_age
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long handed-out events stay reserved for this store."""
+        return self._lease_seconds
+
+    @property
+    def overflow(self) -> str:
+        """``"drop_newest"`` or ``"drop_oldest"``."""
+        return self._overflow
+
+    @property
     def dropped(self) -> int:
         """Events refused or removed without delivery by this store instance (this process)."""
         with self._lock:

@@ -516,6 +516,17 @@ def test_str_and_pathlike_paths(make_store: Any, tmp_path: pathlib.Path) -> None
     assert as_path.size() == 1 and as_path.path == str(tmp_path / "a.db")
 
 
+def test_options_are_readable(make_store: Any) -> None:
+    store = make_store(max_events=7, max_age_seconds=None, lease_seconds=3, overflow="drop_oldest")
+    assert (store.max_events, store.max_age_seconds, store.lease_seconds, store.overflow) == (
+        7,
+        None,
+        3.0,
+        "drop_oldest",
+    )
+    assert store.supports_batch_limit is True
+
+
 @pytest.mark.parametrize(
     "options",
     [
