@@ -296,18 +296,45 @@ class AsyncEmitter(Emitter):
         self._stop_threads(timeout=0.5)
 
     def _stop_threads(self, timeout: float) -> None:
+        """Stop the dispatcher and the workers; batches not started go back to the store.
+
+        Waits up to ``timeout`` seconds for the threads, unless a request is still in flight
+        (its worker ends once the request does).
+        """
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
-        deadline = time.monotonic() + timeout
+        self._requeue_waiting_batches()
         for _ in self._workers:
             try:
-                self.queue.put(_STOP, timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Full:
-                break
+                self.queue.put_nowait(_STOP)
+            except queue.Full:  # the dispatcher put one more batch meanwhile
+                self._requeue_waiting_batches()
+                try:
+                    self.queue.put_nowait(_STOP)
+                except queue.Full:
+                    break
+        if self._inflight:
+            return
+        deadline = time.monotonic() + timeout
         for thread in [*self._workers, self._dispatcher]:
             if thread is not None and thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _requeue_waiting_batches(self) -> None:
+        """Put batches still waiting in ``queue`` back in the store (they stay pending)."""
+        while True:
+            try:
+                events = self.queue.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                if events is not _STOP:
+                    self._store_cleanup(events, True)
+                    with self._take_lock:
+                        self._inflight -= len(events)
+            finally:
+                self.queue.task_done()
 
     def _drain_at_exit(self, deadline: float) -> None:
         self._exiting = True

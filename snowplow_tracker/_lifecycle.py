@@ -3,7 +3,10 @@
 Emitters register here when they are created. The hooks are installed once, on the first
 registration (never at import): an ``atexit`` handler that drains every live emitter within
 one shared deadline, and an ``os.register_at_fork`` handler that gives every emitter a fresh
-pipeline in a forked child. Emitters are held weakly, so registering never keeps one alive.
+pipeline in a forked child. Emitters are held weakly, so registering never keeps one alive;
+but an emitter holding events is *pinned* (held strongly) until its store is empty, so that
+events tracked through an emitter the program no longer references still reach the exit
+drain instead of being garbage-collected.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, List
+from typing import Any, Callable, List, Set
 
 logger = logging.getLogger("snowplow_tracker.lifecycle")
 
 _live: weakref.WeakSet[Any] = weakref.WeakSet()
+_pinned: Set[Any] = set()
 _lock = threading.Lock()
+_pin_lock = threading.Lock()
 _installed = False
 
 
@@ -44,6 +49,39 @@ def unregister(emitter: Any) -> None:
     """Stop tracking ``emitter`` (after it was shut down)."""
     with _lock:
         _live.discard(emitter)
+    with _pin_lock:
+        emitter._pinned = False
+        _pinned.discard(emitter)
+
+
+def pin(emitter: Any) -> None:
+    """Hold ``emitter`` strongly: it has events that must reach the exit drain.
+
+    Sets ``emitter._pinned``; emitters call this when they accept an event while unpinned.
+    """
+    with _pin_lock:
+        emitter._pinned = True
+        _pinned.add(emitter)
+
+
+def unpin_if_idle(emitter: Any, idle: Callable[[], bool]) -> None:
+    """Release the strong hold on ``emitter`` if ``idle()`` (it holds no events).
+
+    ``_pinned`` is cleared before ``idle()`` runs, so an event accepted meanwhile either is
+    seen by ``idle()`` or pins the emitter again once this call returns.
+    """
+    with _pin_lock:
+        if not emitter._pinned:
+            return
+        emitter._pinned = False
+        try:
+            still_busy = not idle()
+        except Exception:
+            still_busy = True
+        if still_busy:
+            emitter._pinned = True
+        else:
+            _pinned.discard(emitter)
 
 
 def live_emitters() -> List[Any]:
@@ -66,8 +104,9 @@ def _drain_all_at_exit() -> None:
 
 
 def _reinit_all_after_fork() -> None:
-    global _lock
+    global _lock, _pin_lock
     _lock = threading.Lock()
+    _pin_lock = threading.Lock()
     for emitter in list(_live):
         try:
             emitter._after_fork_in_child()

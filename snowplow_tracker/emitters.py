@@ -327,10 +327,12 @@ class Emitter(EmitterProtocol):
         self._exiting = False
         self._timer_interval: Optional[float] = None
         self._store_log_at = -math.inf
+        self._pinned = False  # held by _lifecycle while the store has events
         self._pid = os.getpid()
         _lifecycle.register(self)
         if self._store_pending(0) > 0:
             # Events left in a durable store by an earlier run: send them now.
+            _lifecycle.pin(self)
             self._send_leftovers()
 
     # ------------------------------------------------------------------ endpoint
@@ -395,7 +397,10 @@ class Emitter(EmitterProtocol):
                 self.bytes_queued += len(str(payload))
             if added:
                 self._counters.accepted += 1
-        if not added and (refused == "store_error" or not self._store_reports_drops):
+        if added:
+            if not self._pinned:
+                _lifecycle.pin(self)
+        elif refused == "store_error" or not self._store_reports_drops:
             self._handle_drop([event], refused)
         try:
             flush_now = self.reached_limit()
@@ -628,8 +633,15 @@ class Emitter(EmitterProtocol):
         finally:
             with self._take_lock:
                 self._inflight -= len(events)
+                idle = self._inflight == 0
             if self.overflow_policy == "block":
                 self._notify_space()
+            if idle and self._pinned:
+                _lifecycle.unpin_if_idle(self, self._is_idle)
+
+    def _is_idle(self) -> bool:
+        """True when this emitter holds no event (none stored, none in flight)."""
+        return self._inflight == 0 and self.event_store.size() == 0
 
     def _drain(
         self,
@@ -672,6 +684,8 @@ class Emitter(EmitterProtocol):
         if wait <= 0:
             return True
         if not wait_retry_after or deadline is None or now + wait >= deadline:
+            if not (self._shut_down or self._exiting or self.retry_timer.is_active()):
+                self._set_retry_timer(wait)  # someone must send once the window is over
             return False
         time.sleep(wait)
         return True

@@ -77,6 +77,11 @@ if config["mode"] == "kill":
 
 elif config["mode"] == "exit":
     track(emitter, config["count"])
+    if config.get("drop_reference"):
+        import gc
+
+        del emitter, store
+        gc.collect()
     print("END", flush=True)
     # returns without flushing: the exit drain sends what is buffered
 
@@ -210,6 +215,23 @@ def test_exit_without_flush_delivers_everything(
         endpoint=snowplow_collector.endpoint,
         batch_size=50,
         count=7,
+    )
+    tracked = eids_until(child, "END")
+    assert child.wait(15) == 0, child.stderr()
+    assert sorted(delivered_ids(snowplow_collector)) == sorted(tracked)
+
+
+def test_exit_drain_reaches_an_emitter_the_program_no_longer_references(
+    snowplow_collector: LocalCollector, child_script: Path, kind: str
+) -> None:
+    child = run_child(
+        child_script,
+        mode="exit",
+        kind=kind,
+        endpoint=snowplow_collector.endpoint,
+        batch_size=50,
+        count=4,
+        drop_reference=True,
     )
     tracked = eids_until(child, "END")
     assert child.wait(15) == 0, child.stderr()
