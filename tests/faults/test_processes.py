@@ -303,6 +303,31 @@ def test_offline_exit_with_a_durable_store_keeps_events_for_the_next_run(
     assert sorted(delivered_ids(snowplow_collector)) == sorted(tracked)
 
 
+def test_processes_sharing_one_durable_store_deliver_every_event_once(
+    snowplow_collector: LocalCollector, child_script: Path, tmp_path: Path, kind: str
+) -> None:
+    path = str(tmp_path / "shared.db")
+    children = [
+        run_child(
+            child_script,
+            mode="exit",
+            kind=kind,
+            endpoint=snowplow_collector.endpoint,
+            store=path,
+            batch_size=7,
+            count=30,
+        )
+        for _ in range(3)
+    ]
+    tracked = [eid for child in children for eid in eids_until(child, "END")]
+    for child in children:
+        assert child.wait(15) == 0, child.stderr()
+    assert len(tracked) == 90
+    received = delivered_ids(snowplow_collector)
+    assert sorted(received) == sorted(tracked)
+    assert SQLiteEventStore(path).size() == 0
+
+
 # ---------------------------------------------------------------------------------- fork
 
 
