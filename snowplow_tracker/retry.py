@@ -25,6 +25,10 @@ RETRY_AFTER_CODES: FrozenSet[int] = frozenset({429, 503})
 #: Status reported by ``http_post``/``http_get`` when the request did not get a response.
 NETWORK_ERROR = -1
 
+#: Shortest wait, in seconds, between two attempts at failed events: even with
+#: ``max_delay=0`` a failing collector is never retried in a busy loop.
+MIN_RETRY_DELAY = 0.05
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -84,8 +88,10 @@ class RetryPolicy:
         return status_code not in self.non_retry_codes
 
     def next_delay(self, previous_delay: float) -> float:
-        """Backoff after ``previous_delay`` seconds: ``min(2 * previous + U(0, 1), max_delay)``."""
-        return min(previous_delay * 2 + random.random(), float(self.max_delay))
+        """Backoff after ``previous_delay`` seconds: ``min(2 * previous + U(0, 1), max_delay)``,
+        and never less than :data:`MIN_RETRY_DELAY`."""
+        delay = min(previous_delay * 2 + random.random(), float(self.max_delay))
+        return max(delay, MIN_RETRY_DELAY)
 
     def retry_after_delay(self, status_code: int, header: Optional[str]) -> Optional[float]:
         """Seconds the collector asked us to wait, from a ``Retry-After`` header, if honoured."""

@@ -262,3 +262,22 @@ def test_async_tracking_calls_never_wait_for_an_unresponsive_collector() -> None
         assert report.timed_out and report.pending == 200
     finally:
         hole.close()
+
+
+def test_a_zero_retry_delay_never_becomes_a_busy_loop(
+    snowplow_collector: LocalCollector, kind: str
+) -> None:
+    snowplow_collector.fail_next(10**6, status=500)
+    emitter = make_emitter(
+        kind,
+        snowplow_collector.endpoint,
+        batch_size=5,
+        max_retry_delay_seconds=0,
+        retry_policy=None,
+    )
+    track(emitter, 5)
+    time.sleep(1.0)
+    # Retries keep coming (at least 50 ms apart), not thousands per second as in 1.1.0.
+    attempts = len(snowplow_collector.requests())
+    assert 3 <= attempts <= 30
+    assert emitter.stats().pending == 5
