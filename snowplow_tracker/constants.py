@@ -14,8 +14,13 @@ DEFAULT_ENCODE_BASE64 = True
 """Whether JSON fields are base64-encoded (``cx``/``ue_px``) unless configured otherwise."""
 
 BASE_SCHEMA_PATH = "iglu:com.snowplowanalytics.snowplow"
+"""Iglu vendor prefix of Snowplow's own schemas."""
+
 MOBILE_SCHEMA_PATH = "iglu:com.snowplowanalytics.mobile"
+"""Iglu vendor prefix of Snowplow's mobile schemas (e.g. the screen view event)."""
+
 SCHEMA_TAG = "jsonschema"
+"""Format part of the Iglu URIs built by the tracker."""
 
 CONTEXT_SCHEMA = f"{BASE_SCHEMA_PATH}/contexts/{SCHEMA_TAG}/1-0-1"
 """Schema of the envelope wrapping an event's context entities."""

@@ -37,6 +37,9 @@ class Payload:
 
     Args:
         dict_: Initial pairs, copied verbatim (``None`` and ``""`` values included).
+
+    Attributes:
+        nv_pairs: The pairs (a plain dict, in insertion order).
     """
 
     def __init__(self, dict_: Optional[PayloadDict] = None) -> None:

@@ -18,6 +18,9 @@ class SelfDescribingJson:
     Args:
         schema: Iglu URI, e.g. ``"iglu:com.acme/event/jsonschema/1-0-0"``.
         data: The JSON-serialisable data (a dict, or a list of dicts).
+
+    Attributes:
+        data: The data, as given; may be replaced.
     """
 
     def __init__(self, schema: str, data: Union[PayloadDict, PayloadDictList]) -> None:

@@ -21,6 +21,9 @@ class Subject:
     is merged over the tracker's (see :meth:`combine_subject`). Because every subject
     carries ``p``, an event-level subject sets the platform back to ``"pc"`` unless it
     calls :meth:`set_platform` itself (the behaviour of snowplow-tracker 1.1.0).
+
+    Attributes:
+        standard_nv_pairs: The subject's keys and values, as sent (``{"p": "pc", ...}``).
     """
 
     def __init__(self) -> None:

@@ -141,6 +141,15 @@ class Tracker:
     Raises:
         ValueError: If ``emitters`` is an empty list (while contracts are enabled).
         TypeError: If ``namespace`` is not a string or an emitter has no ``input`` method.
+
+    Attributes:
+        emitters: The emitters, in order; ``add_emitter`` appends to this list (the list
+            given to the constructor, when it was a list).
+        subject: The tracker's subject, or ``None`` (no subject keys are sent).
+        encode_base64: Whether JSON fields are base64-encoded.
+        json_encoder: The ``default=`` hook for JSON serialisation, or ``None``.
+        standard_nv_pairs: The keys the tracker adds to every event: ``tv``, ``tna`` and
+            ``aid``.
     """
 
     def __init__(

@@ -24,6 +24,10 @@ class Event:
         event_subject: A subject merged over the tracker's subject for this event.
         context: Context entities (any sized iterable of ``SelfDescribingJson``).
         true_timestamp: The user-defined event time in milliseconds (sent as ``ttm``).
+
+    Attributes:
+        payload: The event-specific keys only (e.g. ``e``, ``url``); the context, ``ttm``
+            and subject keys are added to a new payload by :meth:`build_payload`.
     """
 
     def __init__(

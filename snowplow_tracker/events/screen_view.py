@@ -37,6 +37,10 @@ class ScreenView(Event):
 
     Raises:
         ValueError: If ``id_`` or ``name`` is empty (while contracts are enabled).
+
+    Attributes:
+        screen_view_properties: The event data under the schema's key names (``id``,
+            ``name``, ``previousName``, ...).
     """
 
     def __init__(
