@@ -14,6 +14,7 @@ your own ``tests/`` directory.
 from __future__ import annotations
 
 from snowplow_tracker import Emitter, SelfDescribing, SelfDescribingJson, StructuredEvent, Tracker
+from snowplow_tracker.collector import LocalCollector
 
 SEARCH_SCHEMA = "iglu:com.example/search/jsonschema/1-0-0"
 SEARCH_SCHEMA_DOCUMENT = {
@@ -41,7 +42,7 @@ class Shop:
         self.tracker.track(SelfDescribing(event))
 
 
-def test_adding_to_the_basket_is_tracked(snowplow_collector):
+def test_adding_to_the_basket_is_tracked(snowplow_collector: LocalCollector) -> None:
     shop = Shop(snowplow_collector.endpoint)
 
     shop.add_to_basket("socks-1")
@@ -55,7 +56,7 @@ def test_adding_to_the_basket_is_tracked(snowplow_collector):
     assert good["event"]["app_id"] == "shop"
 
 
-def test_search_events_match_their_schema(snowplow_collector):
+def test_search_events_match_their_schema(snowplow_collector: LocalCollector) -> None:
     snowplow_collector.add_schema(SEARCH_SCHEMA, SEARCH_SCHEMA_DOCUMENT)
     shop = Shop(snowplow_collector.endpoint)
 
@@ -67,7 +68,7 @@ def test_search_events_match_their_schema(snowplow_collector):
     assert any("terms" in error for error in bad["errors"])
 
 
-def test_events_are_retried_when_the_collector_fails(snowplow_collector):
+def test_events_are_retried_when_the_collector_fails(snowplow_collector: LocalCollector) -> None:
     snowplow_collector.fail_next(1, status=503)  # the first request gets a 503
     shop = Shop(snowplow_collector.endpoint)
 

@@ -63,9 +63,11 @@ class SphinxRoles(griffe.Extension):
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
         for obj in _walk(pkg):
             if obj.docstring is not None and ":" in obj.docstring.value:
-                obj.docstring.value = _ROLE.sub(
-                    lambda match, obj=obj: self._replace(match, obj, pkg), obj.docstring.value
-                )
+
+                def replace(match: re.Match[str], obj: Any = obj) -> str:
+                    return self._replace(match, obj, pkg)
+
+                obj.docstring.value = _ROLE.sub(replace, obj.docstring.value)
 
     def _replace(self, match: re.Match[str], obj: Any, pkg: griffe.Module) -> str:
         role = match.group(0)
