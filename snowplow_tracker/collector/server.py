@@ -644,6 +644,23 @@ class LocalCollector:
 
     ``port=0`` (the default) picks a free port; ``endpoint``, ``host`` and ``port`` tell where
     it listens once started. ``good()``/``bad()`` return Micro-shaped dicts, oldest first.
+
+    Args:
+        host: Address to bind; the loopback address by default.
+        port: TCP port; 0 picks a free one.
+        iglu_dirs: Static Iglu repositories
+            (``<dir>/schemas/<vendor>/<name>/jsonschema/<version>``), searched in order.
+        lenient: Accept events whose schemas are not found (the event gets a note).
+        validate: Check events; when False, every parsable event is stored as good.
+        max_body_bytes: Largest request body accepted; larger ones get 413 (default 2 MiB).
+        max_events: Stored events kept; the oldest are dropped first.
+        max_requests: Tracking requests kept in the request log.
+        max_request_log_bytes: Request body bytes kept in the request log.
+        body_read_timeout: Seconds a request body may take to arrive; then 408.
+        idle_timeout: Seconds an idle keep-alive connection is kept open.
+        cookie_name: Name of the network user id cookie (``None``: no cookie is read or set).
+        on_event: Called with an ``EventSummary`` for every stored event, from the server's
+            threads.
     """
 
     def __init__(
