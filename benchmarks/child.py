@@ -321,8 +321,7 @@ def scenario_latency(spec: Dict[str, Any]) -> Dict[str, Any]:
 
     ``idle``: an Emitter that never sends (batch larger than the run). ``sqlite``: the same
     with a SQLiteEventStore. ``async``: an AsyncEmitter at batch size 10 delivering to the
-    live collector while the calls are measured. Modes run in the order given; ``async``
-    should come last, since its threads stay alive.
+    live collector while the calls are measured. The harness runs one mode per process.
     """
     rounds = spec["rounds"]
     warmup = spec["warmup"]
@@ -358,9 +357,9 @@ def scenario_latency(spec: Dict[str, Any]) -> Dict[str, Any]:
         if mode != "async":
             result["buffered"] = client.buffered()
         out[mode] = result
+        out["version"] = client.version
         if isinstance(client, SnowplowClient):
             client.cleanup()
-    out["version"] = client.version
     return out
 
 
@@ -482,6 +481,7 @@ def scenario_memory(spec: Dict[str, Any]) -> Dict[str, Any]:
     return {
         "version": client.version,
         "events": events,
+        "warmup_events": warm,
         "kinds": kinds,
         "rss_before": rss0,
         "rss_after": rss1,

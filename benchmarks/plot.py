@@ -21,6 +21,7 @@ SERIES = (
     ("floor", "CPython floor", "#2ca02c"),
 )
 KINDS = ("structured", "page_view", "self_describing")
+MODES = ("idle", "async")
 KIND_LABELS = {"structured": "struct", "page_view": "page view", "self_describing": "self-desc."}
 
 
@@ -39,13 +40,27 @@ def _bars(
     values: Dict[str, List[Optional[float]]],
     unit: str,
     log: bool = False,
+    goals: Optional[List[Optional[float]]] = None,
 ) -> None:
+    """Grouped bars, one series per implementation; ``goals`` marks our target per group."""
     present = [s for s in SERIES if any(v is not None for v in values.get(s[0], []))]
     width = 0.8 / max(1, len(present))
     for index, (key, label, colour) in enumerate(present):
         xs = [g + (index - (len(present) - 1) / 2) * width for g in range(len(groups))]
         ys = [v if v is not None else 0.0 for v in values[key]]
         bars = ax.bar(xs, ys, width=width, label=label, color=colour)
+        if key == "ours" and goals:
+            for x, goal in zip(xs, goals):
+                if goal is not None:
+                    ax.hlines(
+                        goal,
+                        x - width * 0.7,
+                        x + width * 0.7,
+                        colors="black",
+                        linestyles="dashed",
+                        linewidth=1.2,
+                        label="target for this package",
+                    )
         for bar, value in zip(bars, values[key]):
             if value is None:
                 continue
@@ -65,23 +80,35 @@ def _bars(
     ax.set_xticklabels(groups, fontsize=8)
     ax.set_ylabel(unit, fontsize=8)
     ax.tick_params(axis="y", labelsize=8)
+    if len(groups) == 1:
+        ax.set_xlim(-1.2, 1.2)
     if log:
         ax.set_yscale("log")
     ax.margins(y=0.25)
     ax.grid(axis="y", alpha=0.3)
 
 
+def _scaled(value: Optional[float], factor: float) -> Optional[float]:
+    return None if value is None else value * factor
+
+
 def draw(results: Dict[str, Any], path: str) -> None:
     fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    ref = "v1_1_0"
     tp = results.get("throughput", {})
     tp_groups = [("sync", "10"), ("sync", "100"), ("async", "10"), ("async", "100")]
     tp_labels = ["Emitter b10", "Emitter b100", "Async b10", "Async b100"]
+    rate_goal = {("sync", "10"): 2.0, ("sync", "100"): 2.0, ("async", "10"): 5.0}
+    rate_goal[("async", "100")] = 3.0
     _bars(
         axes[0][0],
         "End-to-end throughput (higher is better)",
         tp_labels,
         {key: [_get(tp, e, b, key, "events_per_s") for e, b in tp_groups] for key, _, _ in SERIES},
         "events/s",
+        goals=[
+            _scaled(_get(tp, e, b, ref, "events_per_s"), rate_goal[(e, b)]) for e, b in tp_groups
+        ],
     )
     _bars(
         axes[0][1],
@@ -92,21 +119,29 @@ def draw(results: Dict[str, Any], path: str) -> None:
             for key, _, _ in SERIES
         },
         "µs CPU / event",
+        goals=[
+            _scaled(_get(tp, e, b, ref, "cpu_us_per_event"), 0.2) if b == "10" else None
+            for e, b in tp_groups
+        ],
     )
     lat = results.get("latency", {})
     floor = results.get("floor", {})
-    groups = [f"{KIND_LABELS[k]}\nidle" for k in KINDS] + [
-        f"{KIND_LABELS[k]}\nasync" for k in KINDS
-    ]
+    groups = [f"{KIND_LABELS[k]}\nidle" for k in KINDS]
+    groups += [f"{KIND_LABELS[k]}\nasync" for k in KINDS]
     medians: Dict[str, List[Optional[float]]] = {}
     for key, _, _ in SERIES:
         if key == "floor":
             medians[key] = [_get(floor, k, "median_us") for k in KINDS] + [None] * 3
         else:
-            medians[key] = [_get(lat, "idle", key, k, "median_us") for k in KINDS] + [
-                _get(lat, "async", key, k, "median_us") for k in KINDS
-            ]
-    _bars(axes[0][2], "Tracking call, median (lower is better)", groups, medians, "µs")
+            medians[key] = [_get(lat, mode, key, k, "median_us") for mode in MODES for k in KINDS]
+    _bars(
+        axes[0][2],
+        "Tracking call, median (lower is better)",
+        groups,
+        medians,
+        "µs",
+        goals=[_get(lat, mode, ref, k, "median_us") for mode in MODES for k in KINDS],
+    )
     p99 = {key: [_get(lat, "async", key, k, "p99_us") for k in KINDS] for key, _, _ in SERIES}
     _bars(
         axes[1][0],
@@ -115,6 +150,7 @@ def draw(results: Dict[str, Any], path: str) -> None:
         p99,
         "µs (log)",
         log=True,
+        goals=[_scaled(_get(lat, "async", ref, k, "p99_us"), 0.25) for k in KINDS],
     )
     blocked = results.get("blocked", {})
     _bars(
@@ -135,15 +171,17 @@ def draw(results: Dict[str, Any], path: str) -> None:
         ["structured event"],
         {key: [_get(memory, key, "bytes_per_event")] for key, _, _ in SERIES},
         "bytes",
+        goals=[_scaled(_get(memory, ref, "bytes_per_event"), 0.5)],
     )
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    handles2, labels2 = axes[0][2].get_legend_handles_labels()
-    for handle, label in zip(handles2, labels2):
-        if label not in labels:
-            handles.append(handle)
-            labels.append(label)
+    handles: List[Any] = []
+    labels: List[str] = []
+    for ax in (axes[0][0], axes[0][2]):
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
     meta = results.get("meta", {})
-    fig.legend(handles, labels, loc="upper center", ncol=4, fontsize=9)
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.963), ncol=5, fontsize=9)
     fig.suptitle(
         f"snowplow_tracker benchmarks ({results.get('mode')} run, commit "
         f"{meta.get('commit_short')}, {meta.get('date_utc')} UTC, "
@@ -151,7 +189,7 @@ def draw(results: Dict[str, Any], path: str) -> None:
         fontsize=11,
         y=0.995,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(path, dpi=110)
 
 

@@ -276,7 +276,7 @@ def render_markdown(doc: Dict[str, Any], chart_name: str) -> str:
         "- Implementations: "
         + "; ".join(
             f"{v['label']}"
-            + (f" ({v['version']})" if v.get("version") and k != "v1_1_0" else "")
+            + (f" ({v['version']})" if v.get("version") and v["version"] not in v["label"] else "")
             + ("" if v["available"] else f" — unavailable: {v.get('error')}")
             for k, v in impls.items()
         )

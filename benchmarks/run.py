@@ -468,26 +468,33 @@ class Harness:
         s = self.settings
         runs: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
         for repeat in range(s.repeats):
-            for impl in self.rotated((OURS, REFERENCE, SEGMENT), repeat):
-                modes = ["idle", "sqlite", "async"] if impl.key == OURS else ["idle", "async"]
-                self.log(f"latency {impl.key}, run {repeat + 1} ({', '.join(modes)})")
-                spec = {
-                    "scenario": "latency",
-                    "tag": self.new_tag(f"lat-{impl.key}"),
-                    "rounds": s.latency_rounds,
-                    "warmup": s.latency_warmup,
-                    "modes": modes,
-                    "dead_endpoint": self.dead_endpoint,
-                }
-                try:
-                    result = self.run_child(impl, spec, timeout=600)
-                except ChildError as exc:
-                    self.record_error("latency", impl, f"run {repeat + 1}", exc)
-                    continue
-                finally:
-                    self.control("forget", tag=f"{spec['tag']}-async")
-                impl.version = result.get("version", impl.version)
-                for mode in modes:
+            for mode in ("idle", "async", "sqlite"):
+                keys = (OURS,) if mode == "sqlite" else (OURS, REFERENCE, SEGMENT)
+                for impl in self.rotated(keys, repeat):
+                    self.log(f"latency {mode} {impl.key}, run {repeat + 1}")
+                    spec = {
+                        "scenario": "latency",
+                        "tag": self.new_tag(f"lat-{impl.key}"),
+                        "rounds": s.latency_rounds,
+                        "warmup": s.latency_warmup,
+                        "modes": [mode],
+                        "dead_endpoint": self.dead_endpoint,
+                    }
+                    try:
+                        result = self.run_child(impl, spec, timeout=600)
+                    except ChildError as exc:
+                        self.record_error("latency", impl, f"{mode} run {repeat + 1}", exc)
+                        continue
+                    finally:
+                        self.control("forget", tag=f"{spec['tag']}-{mode}")
+                    impl.version = result.get("version", impl.version)
+                    buffered = result[mode].get("buffered")
+                    expected = (s.latency_rounds + s.latency_warmup) * len(KINDS)
+                    if impl.api == "snowplow" and mode != "async" and buffered != expected:
+                        # Something was sent or dropped: not the "nothing sending" case.
+                        error = ChildError(f"{buffered} events buffered, expected {expected}")
+                        self.record_error("latency", impl, f"{mode} run {repeat + 1}", error)
+                        continue
                     runs.setdefault(mode, {}).setdefault(impl.key, []).append(result[mode])
         latency: Dict[str, Any] = {}
         for mode in ("idle", "async"):
@@ -642,6 +649,11 @@ class Harness:
             if isinstance(result, ChildError):
                 self.record_error("memory", impl, "run", result)
                 continue
+            expected = s.memory_events + result.get("warmup_events", 0)
+            if impl.api == "snowplow" and result.get("buffered") != expected:
+                error = ChildError(f"{result.get('buffered')} events buffered, not {expected}")
+                self.record_error("memory", impl, "run", error)
+                continue
             runs.setdefault(impl.key, []).append(result)
         out: Dict[str, Any] = {"events": s.memory_events, "kind": "structured"}
         for key, row_runs in runs.items():
@@ -755,7 +767,7 @@ def evaluate_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
             _get(tp, emitter, "10", REFERENCE, "cpu_us_per_event"),
             "<=",
             0.2,
-            "us/event",
+            "µs/event",
             "<= 1/5 of 1.1.0",
         )
     for batch in ("10", "100"):
@@ -778,7 +790,7 @@ def evaluate_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
                 _get(latency, mode, REFERENCE, kind, "median_us"),
                 "<=",
                 1.0,
-                "us",
+                "µs",
                 "no slower than 1.1.0",
             )
     for kind in KINDS:
@@ -788,7 +800,7 @@ def evaluate_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
             _get(latency, "async", REFERENCE, kind, "p99_us"),
             "<=",
             0.25,
-            "us",
+            "µs",
             "<= 1/4 of 1.1.0",
         )
     memory = results.get("memory", {})
@@ -810,7 +822,7 @@ def evaluate_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
             "v1_1_0": None,
             "baseline": _get(latency, "idle", OURS, kind, "median_us"),
             "baseline_label": "ours, in-memory",
-            "unit": "us",
+            "unit": "µs",
             "op": "<=",
             "threshold": 4.0,
         }
