@@ -381,8 +381,7 @@ class Emitter(EmitterProtocol):
         else:
             event = dict(payload)
         if self._shut_down:
-            logger.warning("Emitter is shut down: dropping an event")
-            self._handle_drop([event], "shutdown")
+            self._drop_after_shutdown(event)
             return
         if self.overflow_policy == "block":
             self._wait_for_space()
@@ -408,7 +407,15 @@ class Emitter(EmitterProtocol):
             self._store_failed("size()")
             flush_now = True
         if flush_now:
-            self._flush_for_input()
+            try:
+                self._flush_for_input()
+            except Exception:  # only an overridden flush() can raise here
+                logger.exception("flush() raised during a tracking call")
+
+    def _drop_after_shutdown(self, event: PayloadDict) -> None:
+        level = logging.DEBUG if self._counters.dropped else logging.WARNING
+        logger.log(level, "Emitter is shut down: dropping an event")
+        self._handle_drop([event], "shutdown")
 
     def reached_limit(self) -> bool:
         """True once the buffer holds ``batch_size`` events or ``byte_limit`` bytes."""
