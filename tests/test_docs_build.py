@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, List
 
@@ -164,3 +165,24 @@ def test_every_docs_page_is_in_the_nav() -> None:
     for page in sorted(DOCS.rglob("*.md")):
         relative = page.relative_to(DOCS).as_posix()
         assert f": {relative}" in config, f"{relative} is not in mkdocs.yml's nav"
+
+
+def _python_blocks(path: Path) -> List[str]:
+    text = path.read_text(encoding="utf-8")
+    pattern = re.compile(r"^( *)```python\n(.*?)^\1```", re.S | re.M)
+    return [textwrap.dedent(match.group(2)) for match in pattern.finditer(text)]
+
+
+@pytest.mark.parametrize(
+    "page",
+    sorted(
+        [p.relative_to(REPO_ROOT).as_posix() for p in DOCS.rglob("*.md")]
+        + ["CHANGELOG.md", "CONTRIBUTING.md"]
+    ),
+)
+def test_python_snippets_in_the_docs_compile(page: str) -> None:
+    for number, code in enumerate(_python_blocks(REPO_ROOT / page), start=1):
+        try:
+            compile(code, f"{page} (python block {number})", "exec")
+        except SyntaxError as error:
+            pytest.fail(f"{page}: python block {number} does not compile: {error}")
