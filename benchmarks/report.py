@@ -221,6 +221,19 @@ def collector_table(doc: Dict[str, Any]) -> List[str]:
     return lines
 
 
+def _local_collector_sentence(local: Optional[Dict[str, Any]]) -> str:
+    rates = (local or {}).get("events_per_s") or {}
+    if not rates:
+        return ""
+    return (
+        " (`benchmarks/collector_throughput.py --quick` in this run, clients in the same "
+        f"process: {_num(rates.get('not_validating_batch_10'), 0)} / "
+        f"{_num(rates.get('not_validating_batch_100'), 0)} events/s at batch size 10 / 100 "
+        f"with validation off, {_num(rates.get('validating_batch_10'), 0)} / "
+        f"{_num(rates.get('validating_batch_100'), 0)} with validation on)"
+    )
+
+
 def render_markdown(doc: Dict[str, Any], chart_name: str) -> str:
     meta = doc["meta"]
     machine = meta["machine"]
@@ -312,11 +325,16 @@ def render_markdown(doc: Dict[str, Any], chart_name: str) -> str:
         "",
         f"{s['latency_rounds']:,} timed calls per event type (after {s['latency_warmup']:,} "
         "warm-up calls), the three types interleaved; each call is timed with "
-        "`perf_counter_ns` and includes building the event object. *Nothing sending*: an "
-        "`Emitter` whose batch is larger than the run (Segment: its consumer collects but "
-        "never uploads), pointed at a closed port. *AsyncEmitter delivering*: batch size 10, "
-        "live collector, events being sent while the calls are timed. The CPython floor is "
-        "`uuid4()` + the event's dict + `json.dumps` of it, in the same interpreter.",
+        "`perf_counter_ns` and includes building the event object. Each mode of each "
+        "implementation runs in a fresh process. *Nothing sending*: an `Emitter` whose batch "
+        "is larger than the run, pointed at a closed port, so the buffer grows through the "
+        "run (Segment: its consumer thread still takes events off its queue and encodes "
+        "them; its rare uploads fail at once). *AsyncEmitter delivering*: batch size 10, "
+        "live collector, events being sent while the calls are timed (the median number "
+        "delivered during the timed calls is in the JSON). The CPython floor is `uuid4()` + "
+        "the event's dict + `json.dumps` of it, in the same interpreter. p99 figures, "
+        "especially while sending, move by a factor of two or more from run to run on this "
+        "shared machine (thread scheduling and the GIL); see the per-run figures in the JSON.",
         "",
         *latency_table(doc),
         "",
@@ -355,8 +373,10 @@ def render_markdown(doc: Dict[str, Any], chart_name: str) -> str:
         "for a given delay. It finds ids with a regular expression and, on one request in "
         "50 (and the first of each run), also parses the body as JSON and checks both agree: "
         "a full `json.loads` of every body made it the bottleneck at batch size 100 on this "
-        "machine. The package's own `LocalCollector` validates every event and is far "
-        "slower (see `benchmarks/collector_throughput.py`), so it is not used here.",
+        "machine. The package's own `LocalCollector` keeps and checks every event and is "
+        "much slower, so it is not used here"
+        + _local_collector_sentence(col.get("local_collector"))
+        + ".",
         "",
         "*Collector alone*: `benchmarks/blaster.py` keeps two keep-alive connections busy "
         f"for {s['collector_seconds']:g} s with pre-built tracker-shaped bodies of unique "

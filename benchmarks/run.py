@@ -320,39 +320,47 @@ class Harness:
         results: List[Any] = [None] * len(jobs)
         running: List[Tuple[int, subprocess.Popen[str], Path, Any, float]] = []
         pending = list(enumerate(jobs))
-        while pending or running:
-            while pending and len(running) < concurrency:
-                index, (impl, spec) = pending.pop(0)
-                stderr_path = self._stderr_path()
-                stderr = open(stderr_path, "w")  # noqa: SIM115
-                process = subprocess.Popen(
-                    self._child_command(impl, spec),
-                    stdout=subprocess.PIPE,
-                    stderr=stderr,
-                    text=True,
-                    cwd=self.workdir,
-                    env=self._child_env(),
-                    preexec_fn=_die_with_parent if os.name == "posix" else None,
-                )
-                running.append((index, process, stderr_path, stderr, time.monotonic() + timeout))
-            time.sleep(0.05)
-            still: List[Tuple[int, subprocess.Popen[str], Path, Any, float]] = []
-            for index, process, stderr_path, stderr, deadline in running:
-                if process.poll() is None and time.monotonic() < deadline:
-                    still.append((index, process, stderr_path, stderr, deadline))
-                    continue
+        try:
+            while pending or running:
+                while pending and len(running) < concurrency:
+                    index, (impl, spec) = pending.pop(0)
+                    stderr_path = self._stderr_path()
+                    stderr = open(stderr_path, "w")  # noqa: SIM115
+                    process = subprocess.Popen(
+                        self._child_command(impl, spec),
+                        stdout=subprocess.PIPE,
+                        stderr=stderr,
+                        text=True,
+                        cwd=self.workdir,
+                        env=self._child_env(),
+                        preexec_fn=_die_with_parent if os.name == "posix" else None,
+                    )
+                    deadline = time.monotonic() + timeout
+                    running.append((index, process, stderr_path, stderr, deadline))
+                time.sleep(0.05)
+                still: List[Tuple[int, subprocess.Popen[str], Path, Any, float]] = []
+                for index, process, stderr_path, stderr, deadline in running:
+                    if process.poll() is None and time.monotonic() < deadline:
+                        still.append((index, process, stderr_path, stderr, deadline))
+                        continue
+                    if process.poll() is None:
+                        process.kill()
+                        process.communicate(timeout=10)
+                        results[index] = ChildError(f"timed out after {timeout:.0f} s")
+                    else:
+                        stdout, _ = process.communicate(timeout=10)
+                        try:
+                            results[index] = self._parse(stdout, process.returncode, stderr_path)
+                        except ChildError as exc:
+                            results[index] = exc
+                    stderr.close()
+                running = still
+        finally:
+            for _, process, _, stderr, _ in running:  # interrupted: leave nothing behind
                 if process.poll() is None:
                     process.kill()
-                    process.communicate(timeout=10)
-                    results[index] = ChildError(f"timed out after {timeout:.0f} s")
-                else:
-                    stdout, _ = process.communicate(timeout=10)
-                    try:
-                        results[index] = self._parse(stdout, process.returncode, stderr_path)
-                    except ChildError as exc:
-                        results[index] = exc
+                    process.wait(timeout=10)
                 stderr.close()
-            running = still
         return results
 
     def record_error(self, section: str, impl: Impl, detail: str, error: BaseException) -> None:
@@ -395,6 +403,34 @@ class Harness:
             batch: (1e6 / cpu if cpu else None) for batch, cpu in out["cpu_us_per_event"].items()
         }
         return out
+
+    def local_collector(self) -> Optional[Dict[str, Any]]:
+        """The package's own LocalCollector, for comparison (its own benchmark, quick mode).
+
+        Informational only: it explains why the benchmarks use a purpose-built collector.
+        """
+        self.log("LocalCollector, for comparison (benchmarks/collector_throughput.py --quick)")
+        try:
+            completed = subprocess.run(
+                [str(envs.our_python()), str(BENCH_DIR / "collector_throughput.py"), "--quick"],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+                cwd=REPO_ROOT,
+            )
+            report_doc = json.loads(completed.stdout)
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            self.log(f"  ! LocalCollector measurement failed: {exc}")
+            return None
+        return {
+            "events_per_s": {
+                ("validating" if row["validate"] else "not_validating")
+                + f"_batch_{row['batch']}": row["events_per_s"]
+                for row in report_doc.get("http", [])
+            },
+            "client_threads": report_doc.get("http", [{}])[0].get("threads"),
+        }
 
     def _blast(self, batch: int, connections: int) -> Dict[str, Any]:
         """One blaster run against the collector; its rate and the collector's CPU."""
@@ -900,6 +936,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         harness.start_collector()
         try:
             results: Dict[str, Any] = {"collector": harness.collector_alone()}
+            if not args.quick:
+                results["collector"]["local_collector"] = harness.local_collector()
             results["floor"] = harness.floor()
             results["latency"], results["sqlite"] = harness.latency()
             results["throughput"] = harness.throughput()
