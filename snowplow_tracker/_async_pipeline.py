@@ -122,6 +122,7 @@ class AsyncEmitter(Emitter):
         self._flush_done = 0
         self._round_failed = False
         self._stopping = False
+        self._batches_out = 0  # batches put on the queue and not finished (under _wake)
         self._dispatcher: Optional[threading.Thread] = None
         self._workers: List[threading.Thread] = []
 
@@ -168,6 +169,14 @@ class AsyncEmitter(Emitter):
                 logger.exception("Sending a batch failed")
             finally:
                 self.queue.task_done()
+                if events is not _STOP:
+                    self._batch_finished()
+
+    def _batch_finished(self) -> None:
+        with self._wake:
+            self._batches_out -= 1
+            if self._batches_out <= 0:
+                self._wake.notify_all()
 
     def _dispatch_loop(self) -> None:
         while True:
@@ -212,8 +221,32 @@ class AsyncEmitter(Emitter):
             if not events:
                 break
             taken += len(events)
-            self.queue.put(events)
-        self.queue.join()
+            if not self._hand_over(events):
+                break
+        with self._wake:  # wait for the pass's requests (not when stopping)
+            while self._batches_out > 0 and not self._stopping:
+                self._wake.wait(0.5)
+
+    def _hand_over(self, events: PayloadDictList) -> bool:
+        """Queue a batch for the workers (waits for a free slot); when the emitter is stopping,
+        put it back in the store instead and return False."""
+        with self._wake:
+            self._batches_out += 1
+        while not self._stopping:
+            try:
+                self.queue.put(events, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        self._give_back(events)
+        return False
+
+    def _give_back(self, events: PayloadDictList) -> None:
+        """Return a batch that was never sent to the store (it stays pending)."""
+        self._store_cleanup(events, True)
+        with self._take_lock:
+            self._inflight -= len(events)
+        self._batch_finished()
 
     def _stop_sending(self) -> bool:
         return self._round_failed or super()._stop_sending()
@@ -296,30 +329,30 @@ class AsyncEmitter(Emitter):
         self._stop_threads(timeout=0.5)
 
     def _stop_threads(self, timeout: float) -> None:
-        """Stop the dispatcher and the workers; batches not started go back to the store.
+        """Stop the dispatcher, then the workers; batches not started go back to the store.
 
-        Waits up to ``timeout`` seconds for the threads, unless a request is still in flight
+        Waits up to ``timeout`` seconds for the workers, unless a request is still in flight
         (its worker ends once the request does).
         """
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
+        current = threading.current_thread()
+        dispatcher = self._dispatcher
+        if dispatcher is not None and dispatcher is not current:
+            dispatcher.join(1.0)  # it stops within 0.1 s unless a store call holds it
         self._requeue_waiting_batches()
         for _ in self._workers:
             try:
                 self.queue.put_nowait(_STOP)
-            except queue.Full:  # the dispatcher put one more batch meanwhile
-                self._requeue_waiting_batches()
-                try:
-                    self.queue.put_nowait(_STOP)
-                except queue.Full:
-                    break
+            except queue.Full:
+                break
         if self._inflight:
             return
         deadline = time.monotonic() + timeout
-        for thread in [*self._workers, self._dispatcher]:
-            if thread is not None and thread is not threading.current_thread():
-                thread.join(max(0.0, deadline - time.monotonic()))
+        for worker in self._workers:
+            if worker is not current:
+                worker.join(max(0.0, deadline - time.monotonic()))
 
     def _requeue_waiting_batches(self) -> None:
         """Put batches still waiting in ``queue`` back in the store (they stay pending)."""
@@ -330,9 +363,7 @@ class AsyncEmitter(Emitter):
                 return
             try:
                 if events is not _STOP:
-                    self._store_cleanup(events, True)
-                    with self._take_lock:
-                        self._inflight -= len(events)
+                    self._give_back(events)
             finally:
                 self.queue.task_done()
 

@@ -281,3 +281,25 @@ def test_a_zero_retry_delay_never_becomes_a_busy_loop(
     attempts = len(snowplow_collector.requests())
     assert 3 <= attempts <= 30
     assert emitter.stats().pending == 5
+
+
+def test_shutdown_during_a_slow_request_returns_in_time_and_keeps_the_rest(
+    snowplow_collector: LocalCollector,
+) -> None:
+    snowplow_collector.delay_next(1, seconds=1.0)
+    emitter = make_emitter("AsyncEmitter", snowplow_collector.endpoint, batch_size=2)
+    first = track(emitter, 2)  # in flight, held by the collector
+    assert snowplow_collector.wait_for_requests(1, timeout=5)
+    track(emitter, 8)  # one batch waits in the queue, the rest in the store
+    started = time.monotonic()
+    report = emitter.shutdown(timeout=0.3)
+    assert time.monotonic() - started < 1.5
+    assert report.timed_out and report.pending == 10
+    # The request in flight completes; nothing else is sent after shutdown.
+    assert wait_until(lambda: emitter.stats().sent == 2, timeout=5)
+    time.sleep(0.2)
+    assert sorted(delivered_ids(snowplow_collector)) == sorted(first)
+    assert emitter.stats().pending == 8
+    assert not emitter._dispatcher.is_alive()  # type: ignore[attr-defined]
+    workers = emitter._workers  # type: ignore[attr-defined]
+    assert wait_until(lambda: not any(w.is_alive() for w in workers), timeout=5)
