@@ -221,6 +221,19 @@ def collector_table(doc: Dict[str, Any]) -> List[str]:
     return lines
 
 
+def _background_sentence(shares: Dict[str, Any]) -> str:
+    if not shares:
+        return ""
+    parts = [
+        f"{section} {value['median'] * 100:.0f} % (max {value['max'] * 100:.0f} %)"
+        for section, value in sorted(shares.items())
+    ]
+    return (
+        "; other processes used this share of the machine's CPU during the timed runs "
+        "(median per section): " + ", ".join(parts)
+    )
+
+
 def _local_collector_sentence(local: Optional[Dict[str, Any]]) -> str:
     rates = (local or {}).get("events_per_s") or {}
     if not rates:
@@ -283,9 +296,10 @@ def render_markdown(doc: Dict[str, Any], chart_name: str) -> str:
         f"- Library measured: commit `{meta['commit_short']}`{dirty}. The library is being "
         "optimised concurrently; these figures are a snapshot.",
         f"- Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), {machine['platform']}, "
-        f"CPython {machine['python']}. Load average before / after: "
-        f"{meta.get('load_average_before')} / {meta.get('load_average_after')} (the machine "
-        "is shared; other work adds noise).",
+        f"CPython {machine['python']}. The machine is shared: load average before / after "
+        f"{meta.get('load_average_before')} / {meta.get('load_average_after')}"
+        + _background_sentence(meta.get("background_cpu_share") or {})
+        + ".",
         "- Implementations: "
         + "; ".join(
             f"{v['label']}"
@@ -294,7 +308,8 @@ def render_markdown(doc: Dict[str, Any], chart_name: str) -> str:
             for k, v in impls.items()
         )
         + ".",
-        f"- Repeats: {s['repeats']} (memory: {s['memory_repeats']}); every figure is the "
+        f"- Repeats: {s['repeats']} (tracking call: {s['latency_repeats']} shorter runs; "
+        f"memory: {s['memory_repeats']}); every figure is the "
         "median over the repeats, and every ratio compares two figures of this same run.",
         "",
         f"![Benchmark chart]({chart_name})",

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import platform
+import resource
 import signal
 import socket
 import statistics
@@ -67,6 +68,7 @@ class Settings:
 
     mode: str
     repeats: int
+    latency_repeats: int
     latency_rounds: int
     latency_warmup: int
     throughput_events: int
@@ -83,6 +85,7 @@ class Settings:
 QUICK = Settings(
     mode="quick",
     repeats=2,
+    latency_repeats=2,
     latency_rounds=2_000,
     latency_warmup=200,
     throughput_events=2_000,
@@ -96,7 +99,8 @@ QUICK = Settings(
 FULL = Settings(
     mode="full",
     repeats=5,
-    latency_rounds=20_000,
+    latency_repeats=10,
+    latency_rounds=10_000,
     latency_warmup=1_000,
     throughput_events=10_000,
     blocked_calls_sync=1_000,
@@ -177,6 +181,22 @@ def _loadavg() -> Optional[List[float]]:
         return None
 
 
+def _cpu_jiffies() -> Optional[Tuple[int, int]]:
+    """(busy, total) CPU time of the whole machine since boot, in clock ticks (Linux)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _closed_port_endpoint() -> str:
     """An endpoint where nothing listens (the collector is "down")."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -198,6 +218,8 @@ class Harness:
         self.started = time.monotonic()
         self.errors: List[Dict[str, Any]] = []
         self.counter = 0
+        #: Share of the machine's CPU used by other processes during each timed child run.
+        self.background: Dict[str, List[float]] = {}
 
     # -- logging -----------------------------------------------------------------------
 
@@ -296,6 +318,10 @@ class Harness:
 
     def run_child(self, impl: Impl, spec: Dict[str, Any], timeout: float) -> Dict[str, Any]:
         stderr_path = self._stderr_path()
+        machine0 = _cpu_jiffies()
+        children0 = _children_cpu_s()
+        collector0 = self.control("health")["collector_cpu_s"]
+        self0 = time.process_time()
         with open(stderr_path, "w") as stderr:
             try:
                 completed = subprocess.run(
@@ -311,6 +337,21 @@ class Harness:
                 )
             except subprocess.TimeoutExpired as exc:
                 raise ChildError(f"timed out after {timeout:.0f} s") from exc
+        machine1 = _cpu_jiffies()
+        if machine0 is not None and machine1 is not None and machine1[1] > machine0[1]:
+            ticks = os.sysconf("SC_CLK_TCK")
+            ours = (
+                _children_cpu_s()
+                - children0
+                + self.control("health")["collector_cpu_s"]
+                - collector0
+                + time.process_time()
+                - self0
+            )
+            busy = (machine1[0] - machine0[0]) / ticks
+            total = (machine1[1] - machine0[1]) / ticks
+            share = min(1.0, max(0.0, (busy - ours) / total))
+            self.background.setdefault(str(spec.get("scenario")), []).append(share)
         return self._parse(completed.stdout, completed.returncode, stderr_path)
 
     def run_children_parallel(
@@ -503,7 +544,7 @@ class Harness:
         """Tracking-call cost: idle and while an AsyncEmitter delivers (and SQLite, ours)."""
         s = self.settings
         runs: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
-        for repeat in range(s.repeats):
+        for repeat in range(s.latency_repeats):
             for mode in ("idle", "async", "sqlite"):
                 keys = (OURS,) if mode == "sqlite" else (OURS, REFERENCE, SEGMENT)
                 for impl in self.rotated(keys, repeat):
@@ -923,6 +964,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     settings = dataclasses.replace(QUICK if args.quick else FULL)
     if args.repeats is not None:
         settings.repeats = max(1, args.repeats)
+        settings.latency_repeats = settings.repeats
         settings.memory_repeats = min(settings.memory_repeats, settings.repeats)
     output = args.output or RESULTS_DIR / ("latest-quick.json" if args.quick else "latest.json")
     write_docs = not args.quick and not args.no_docs
@@ -982,6 +1024,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             "machine": machine_facts(),
             "load_average_before": load_before,
             "load_average_after": _loadavg(),
+            "background_cpu_share": {
+                section: {"median": _median(values), "max": max(values), "runs": len(values)}
+                for section, values in harness.background.items()
+                if values
+            },
             "duration_s": time.monotonic() - started,
             "command": "benchmarks/run.py" + (" --quick" if args.quick else ""),
         },
