@@ -37,9 +37,9 @@ from snowplow_tracker.typing import (
     FORM_NODE_NAMES,
     FORM_TYPES,
     ElementClasses,
-    EmitterProtocol,
     FormClasses,
     FormNodeName,
+    InputEmitter,
     JsonEncoderFunction,
     PayloadDict,
 )
@@ -64,7 +64,7 @@ logger = logging.getLogger(__name__)
 ContextList = Optional[List[SelfDescribingJson]]
 """Context entities of one event, or ``None``."""
 
-EmitterArgument = Union[List[EmitterProtocol], Tuple[EmitterProtocol, ...], EmitterProtocol]
+EmitterArgument = Union[List[InputEmitter], Tuple[InputEmitter, ...], InputEmitter]
 """What ``Tracker(emitters=...)`` accepts: one emitter, or a list or tuple of them."""
 
 _LINK_CLICK_SCHEMA = f"{BASE_SCHEMA_PATH}/link_click/{SCHEMA_TAG}/1-0-1"
@@ -165,7 +165,7 @@ class Tracker:
             raise TypeError(f"namespace must be a string, not {type(namespace).__name__}.")
         if isinstance(emitters, list):
             non_empty(emitters, name="emitters")
-            self.emitters: List[EmitterProtocol] = emitters
+            self.emitters: List[InputEmitter] = emitters
         elif isinstance(emitters, tuple):
             non_empty(emitters, name="emitters")
             self.emitters = list(emitters)
@@ -367,7 +367,7 @@ class Tracker:
         self.subject = subject
         return self
 
-    def add_emitter(self, emitter: EmitterProtocol) -> Tracker:
+    def add_emitter(self, emitter: InputEmitter) -> Tracker:
         """Add an emitter.
 
         Args:

@@ -78,6 +78,16 @@ SupportedPlatform = Literal["pc", "tv", "mob", "cnsl", "iot", "web", "srv", "app
 """A value of ``SUPPORTED_PLATFORMS``."""
 
 
+class InputEmitter(Protocol):
+    """The least a tracker needs from an emitter: ``input``.
+
+    ``Tracker`` accepts any object with this method; flush methods are called when present.
+    """
+
+    def input(self, payload: PayloadDict) -> None:
+        """Accept one event payload."""
+
+
 class EmitterProtocol(Protocol):
     """What a tracker needs from an emitter.
 
