@@ -234,6 +234,17 @@ def _background_sentence(shares: Dict[str, Any]) -> str:
     )
 
 
+def _settle_sentence(settle: Dict[str, Any], settings: Dict[str, Any]) -> str:
+    if not settings.get("settle_max_s"):
+        return ""
+    return (
+        f". Before each timed run the harness waited up to {settings['settle_max_s']:g} s for "
+        f"other work to drop below {settings['settle_threshold'] * 100:.0f} % of the CPU "
+        f"({settle.get('children_delayed', 0)} runs waited, "
+        f"{settle.get('seconds_waited', 0):.0f} s in all)"
+    )
+
+
 def _local_collector_sentence(local: Optional[Dict[str, Any]]) -> str:
     rates = (local or {}).get("events_per_s") or {}
     if not rates:
@@ -299,6 +310,7 @@ def render_markdown(doc: Dict[str, Any], chart_name: str) -> str:
         f"CPython {machine['python']}. The machine is shared: load average before / after "
         f"{meta.get('load_average_before')} / {meta.get('load_average_after')}"
         + _background_sentence(meta.get("background_cpu_share") or {})
+        + _settle_sentence(meta.get("settle") or {}, s)
         + ".",
         "- Implementations: "
         + "; ".join(

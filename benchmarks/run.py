@@ -80,6 +80,11 @@ class Settings:
     collector_repeats: int
     delay_s: float = 0.05
     wait_timeout_s: float = 120.0
+    #: Before each timed child, wait (up to settle_max_s) until other processes use less
+    #: than settle_threshold of the machine's CPU; at most settle_budget_s per run.
+    settle_threshold: float = 0.25
+    settle_max_s: float = 0.0
+    settle_budget_s: float = 0.0
 
 
 QUICK = Settings(
@@ -109,6 +114,8 @@ FULL = Settings(
     memory_repeats=3,
     collector_seconds=3.0,
     collector_repeats=3,
+    settle_max_s=15.0,
+    settle_budget_s=300.0,
 )
 
 
@@ -220,6 +227,8 @@ class Harness:
         self.counter = 0
         #: Share of the machine's CPU used by other processes during each timed child run.
         self.background: Dict[str, List[float]] = {}
+        self.settle_spent = 0.0
+        self.settle_waits = 0
 
     # -- logging -----------------------------------------------------------------------
 
@@ -316,7 +325,30 @@ class Harness:
             raise ChildError(f"{message}\n{result.get('traceback', '')}{tail}".strip())
         return result
 
+    def settle(self) -> None:
+        """Wait a little for a quiet moment: the machine is shared with other work."""
+        s = self.settings
+        began = time.monotonic()
+        while (
+            time.monotonic() - began < s.settle_max_s
+            and self.settle_spent + time.monotonic() - began < s.settle_budget_s
+        ):
+            before = _cpu_jiffies()
+            time.sleep(0.3)
+            after = _cpu_jiffies()
+            if before is None or after is None or after[1] <= before[1]:
+                break
+            # Our collector is idle and the harness asleep: whatever is busy is other work.
+            if (after[0] - before[0]) / (after[1] - before[1]) < s.settle_threshold:
+                break
+        waited = time.monotonic() - began
+        self.settle_spent += waited
+        if waited > 0.5:
+            self.settle_waits += 1
+
     def run_child(self, impl: Impl, spec: Dict[str, Any], timeout: float) -> Dict[str, Any]:
+        if self.settings.settle_max_s > 0:
+            self.settle()
         stderr_path = self._stderr_path()
         machine0 = _cpu_jiffies()
         children0 = _children_cpu_s()
@@ -1024,6 +1056,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             "machine": machine_facts(),
             "load_average_before": load_before,
             "load_average_after": _loadavg(),
+            "settle": {
+                "threshold": settings.settle_threshold,
+                "seconds_waited": harness.settle_spent,
+                "children_delayed": harness.settle_waits,
+            },
             "background_cpu_share": {
                 section: {"median": _median(values), "max": max(values), "runs": len(values)}
                 for section, values in harness.background.items()
