@@ -159,6 +159,7 @@ class AsyncEmitter(Emitter):
 
     def consume(self) -> None:
         """Worker loop: send each request-sized batch put on ``queue``."""
+        self._state.sender = True
         while True:
             events = self.queue.get()
             try:
@@ -179,6 +180,7 @@ class AsyncEmitter(Emitter):
                 self._wake.notify_all()
 
     def _dispatch_loop(self) -> None:
+        self._state.sender = True
         while True:
             with self._wake:
                 while True:
@@ -243,9 +245,7 @@ class AsyncEmitter(Emitter):
 
     def _give_back(self, events: PayloadDictList) -> None:
         """Return a batch that was never sent to the store (it stays pending)."""
-        self._store_cleanup(events, True)
-        with self._take_lock:
-            self._inflight -= len(events)
+        self._return_to_store(events, in_flight=len(events))
         self._batch_finished()
 
     def _stop_sending(self) -> bool:
@@ -304,6 +304,11 @@ class AsyncEmitter(Emitter):
         if self._shut_down or self._pending() == 0:
             return self._report_since(before, deadline)
         if not wait_retry_after and time.monotonic() < self._not_before:
+            return self._report_since(before, deadline)
+        if self._state.sender:
+            # Called from a callback on a sender thread: waiting would wait for this very
+            # thread. Ask for the flush and return.
+            self.flush()
             return self._report_since(before, deadline)
         with self._wake:
             self._flush_wanted += 1

@@ -188,6 +188,15 @@ class _SendState(threading.local):
     single: bool = False
     #: While set, drop reports are collected here and delivered once locks are released.
     deferred: Optional[_Drops] = None
+    #: Events of the ``_send_taken`` in progress (None outside one), and how many of them
+    #: already went back to the store (and stopped counting as in flight).
+    taken: Optional[int] = None
+    released: int = 0
+    #: Events this thread is sending (counted in ``_inflight``): a flush called from a
+    #: callback must not wait for them.
+    holding: int = 0
+    #: This thread is one of an ``AsyncEmitter``'s sender threads.
+    sender: bool = False
 
 
 class Emitter(EmitterProtocol):
@@ -319,6 +328,7 @@ class Emitter(EmitterProtocol):
         # _take_lock makes "taken from the store" and "counted in flight" one step, so
         # _pending() never misses events between the two. Tracking calls never take it.
         self._take_lock = threading.Lock()
+        self._landed = threading.Condition(self._take_lock)  # notified when _inflight drops
         self._inflight = 0
         self._not_before = 0.0  # monotonic time before which Retry-After forbids requests
         self._state = _SendState()
@@ -515,6 +525,7 @@ class Emitter(EmitterProtocol):
             return
         deadline = time.monotonic() + DEFAULT_SYNC_FLUSH_TIMEOUT
         self._drain(deadline, target=self._store_pending(None))
+        self._wait_for_landing(deadline)
 
     def async_flush(self) -> None:
         """Does nothing; exists for the ``EmitterProtocol``."""
@@ -533,7 +544,18 @@ class Emitter(EmitterProtocol):
         deadline = time.monotonic() + max(0.0, timeout)
         if not self._shut_down:
             self._drain(deadline, target=self._store_pending(None), wait_retry_after=True)
+            self._wait_for_landing(deadline)
         return self._report_since(before, deadline)
+
+    def _wait_for_landing(self, deadline: float) -> None:
+        """Wait until no event is in flight in another thread (or ``deadline``)."""
+        own = self._state.holding  # a callback of this thread's send is flushing
+        with self._landed:
+            while self._inflight > own:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._landed.wait(remaining)
 
     def shutdown(self, timeout: float = 5.0) -> DeliveryReport:
         """Flush (as :meth:`force_flush`) and stop: later events are dropped and counted.
@@ -628,6 +650,10 @@ class Emitter(EmitterProtocol):
 
     def _send_taken(self, events: PayloadDictList) -> None:
         """Send events taken from the store through ``send_events``, keeping the accounting."""
+        state = self._state
+        outer = (state.taken, state.released)
+        state.taken, state.released = len(events), 0
+        state.holding += len(events)
         try:
             self.send_events(events)
         except Exception:
@@ -638,9 +664,13 @@ class Emitter(EmitterProtocol):
             except Exception:
                 logger.exception("Could not keep the events for a retry")
         finally:
+            left = len(events) - state.released
+            state.holding -= left
+            state.taken, state.released = outer
             with self._take_lock:
-                self._inflight -= len(events)
+                self._inflight -= left
                 idle = self._inflight == 0
+                self._landed.notify_all()
             if self.overflow_policy == "block":
                 self._notify_space()
             if idle and self._pinned:
@@ -779,7 +809,7 @@ class Emitter(EmitterProtocol):
             self._retry_failed_events(retry + unsent)
         else:
             if unsent:
-                self._store_cleanup(unsent, True)
+                self._return_to_store(unsent)
             if success:
                 self._reset_retry_delay()
 
@@ -857,7 +887,7 @@ class Emitter(EmitterProtocol):
     def _retry_failed_events(self, failed_events: PayloadDictList) -> None:
         """Put ``failed_events`` back in the store and start the retry backoff."""
         if failed_events:
-            self._store_cleanup(failed_events, True)
+            self._return_to_store(failed_events)
         self._schedule_retry(grow=self._grows_backoff())
 
     def _grows_backoff(self) -> bool:
@@ -915,6 +945,39 @@ class Emitter(EmitterProtocol):
             event["stm"] = stm
 
     # ------------------------------------------------------------------ store calls
+
+    def _return_to_store(self, events: PayloadDictList, in_flight: Optional[int] = None) -> None:
+        """Put taken events back in the store for a later attempt.
+
+        They stop counting as in flight in the same step (``in_flight`` of them, by default
+        those of the send in progress), so ``pending`` never counts them twice. Events the
+        store fails to keep are reported as dropped (``"store_error"``).
+        """
+        state = self._state
+        if in_flight is None:
+            in_flight = 0
+            if state.taken is not None:
+                in_flight = min(len(events), state.taken - state.released)
+                state.released += in_flight
+                state.holding -= in_flight
+        deferred: _Drops = []
+        outer, state.deferred = state.deferred, deferred
+        lost = False
+        try:
+            with self._take_lock:
+                try:
+                    self.event_store.cleanup(events, True)
+                except Exception:
+                    self._store_failed("cleanup()")
+                    lost = True
+                self._inflight -= in_flight
+                self._landed.notify_all()
+        finally:
+            state.deferred = outer
+        for dropped, reason in deferred:
+            self._report_drop(dropped, reason)
+        if lost:
+            self._handle_drop(events, "store_error")
 
     def _store_cleanup(self, events: PayloadDictList, need_retry: bool) -> None:
         """``event_store.cleanup`` that never raises; events it fails to keep are reported."""
@@ -1075,6 +1138,7 @@ class Emitter(EmitterProtocol):
             logger.warning("Exit drain skipped: %d events not sent", pending)
             return
         self._drain(deadline, wait_retry_after=True)
+        self._wait_for_landing(deadline)
         left = self._pending()
         if left:
             logger.warning("%d events were not sent before exit", left)
@@ -1084,6 +1148,7 @@ class Emitter(EmitterProtocol):
         self._pid = os.getpid()
         self.lock = threading.RLock()
         self._take_lock = threading.Lock()
+        self._landed = threading.Condition(self._take_lock)
         self._space = threading.Condition(threading.Lock())
         self._state = _SendState()
         self._counters = Counters()

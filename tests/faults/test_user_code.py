@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, List, Tuple
 
 import pytest
@@ -68,6 +69,25 @@ def test_a_callback_that_tracks_does_not_deadlock(
     tracked = track(emitter, 2)
     assert wait_until(lambda: len(follow_ups) == 3, timeout=5)
     assert deliver_all(emitter, snowplow_collector, tracked + follow_ups)
+
+
+def test_a_callback_that_flushes_does_not_wait_for_itself(
+    snowplow_collector: LocalCollector, kind: str
+) -> None:
+    calls: List[float] = []
+
+    def on_success(events: PayloadDictList) -> None:
+        if len(calls) < 2:
+            started = time.monotonic()
+            emitter.sync_flush()
+            emitter.force_flush(timeout=10)
+            calls.append(time.monotonic() - started)
+
+    emitter = make_emitter(kind, snowplow_collector.endpoint, batch_size=2, on_success=on_success)
+    tracked = track(emitter, 5)
+    assert deliver_all(emitter, snowplow_collector, tracked)
+    assert wait_until(lambda: len(calls) == 2, timeout=5)
+    assert max(calls) < 3  # 1.1.0 deadlocked here (AsyncEmitter: queue.join() on itself)
 
 
 class FlakyStore:
