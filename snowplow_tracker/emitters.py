@@ -334,6 +334,7 @@ class Emitter(EmitterProtocol):
         self._state = _SendState()
         self._space = threading.Condition(threading.Lock())
         self._shut_down = False
+        self._warned_shut_down = False
         self._exiting = False
         self._timer_interval: Optional[float] = None
         self._store_log_at = -math.inf
@@ -423,7 +424,8 @@ class Emitter(EmitterProtocol):
                 logger.exception("flush() raised during a tracking call")
 
     def _drop_after_shutdown(self, event: PayloadDict) -> None:
-        level = logging.DEBUG if self._counters.dropped else logging.WARNING
+        level = logging.DEBUG if self._warned_shut_down else logging.WARNING
+        self._warned_shut_down = True
         logger.log(level, "Emitter is shut down: dropping an event")
         self._handle_drop([event], "shutdown")
 
