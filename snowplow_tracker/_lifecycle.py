@@ -26,6 +26,8 @@ _pinned: Set[Any] = set()
 _lock = threading.Lock()
 _pin_lock = threading.Lock()
 _installed = False
+#: Seconds the exit waits past the drain deadline for the drain to report and log.
+_EXIT_GRACE = 0.1
 
 
 def register(emitter: Any) -> None:
@@ -96,6 +98,24 @@ def _drain_all_at_exit() -> None:
         return
     timeout = max(float(getattr(e, "exit_timeout", 0.0) or 0.0) for e in emitters)
     deadline = time.monotonic() + timeout
+    # The drain runs in a helper thread so that nothing it waits for (a DNS lookup, which
+    # request timeouts do not cover, or a transport override without a timeout) can hold
+    # the exit past the deadline. Where no thread may start at exit (Python 3.12), it runs
+    # here, bounded by the request timeouts it cuts to the deadline.
+    helper = threading.Thread(
+        target=_drain_emitters, args=(emitters, deadline), name="snowplow-exit-drain", daemon=True
+    )
+    try:
+        helper.start()
+    except RuntimeError:
+        _drain_emitters(emitters, deadline)
+        return
+    helper.join(max(0.0, deadline - time.monotonic()) + _EXIT_GRACE)
+    if helper.is_alive():
+        logger.warning("Exit drain still busy at its deadline; exiting without waiting")
+
+
+def _drain_emitters(emitters: List[Any], deadline: float) -> None:
     for emitter in emitters:
         try:
             emitter._drain_at_exit(deadline)
