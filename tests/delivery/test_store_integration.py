@@ -112,3 +112,16 @@ def test_block_policy_applies_to_a_sqlite_store(
     assert report.pending == 0
     assert emitter.stats().dropped == 0
     assert sorted(delivered_ids(snowplow_collector)) == sorted(p["eid"] for p in sent)
+
+
+@pytest.mark.parametrize("cls", [Emitter, AsyncEmitter])
+def test_flush_timer_batches_by_time(snowplow_collector: LocalCollector, cls: type) -> None:
+    emitter = cls(snowplow_collector.endpoint, batch_size=100)
+    emitter.set_flush_timer(0.1)
+    sent = [event() for _ in range(3)]
+    for payload in sent:
+        emitter.input(payload)
+    assert snowplow_collector.wait_for(3, timeout=5)
+    assert sorted(delivered_ids(snowplow_collector)) == sorted(p["eid"] for p in sent)
+    emitter.cancel_flush_timer()
+    assert not emitter.timer.is_active()
