@@ -17,7 +17,6 @@ the requests in flight by ``thread_count``.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -60,8 +59,37 @@ class AsyncEmitter(Emitter):
     ``buffer_capacity`` (the store) plus ``2 * thread_count`` request batches (queued and in
     flight).
 
-    Args are those of :class:`Emitter`, plus ``thread_count`` (worker threads, default 1).
-    Unlike ``Emitter``, the default ``protocol`` is ``"http"``, as in 1.1.0.
+    Unlike ``Emitter``, the default ``protocol`` is ``"http"``, as in 1.1.0, and
+    ``thread_count`` comes eighth among the positional parameters.
+
+    Args:
+        endpoint: Collector host, optionally with a scheme (``http://`` or ``https://``
+            overrides ``protocol``), port and path prefix.
+        protocol: ``"http"`` (default, as 1.1.0's ``AsyncEmitter``) or ``"https"``.
+        port: Collector port; replaces any port in ``endpoint``.
+        method: ``"post"`` (default; batches events) or ``"get"`` (one request per event).
+        batch_size: Events buffered before a send, and most events per request. Default 10
+            for POST, 1 for GET; never more than ``buffer_capacity``.
+        on_success: Called with the list of events the collector accepted.
+        on_failure: Called with the number of events accepted and the list of events that
+            were not.
+        thread_count: Worker threads, hence most requests in flight at once (default 1).
+        byte_limit: Send once the buffered events reach this size; also the most bytes in
+            one POST body.
+        request_timeout: Seconds, or a (connect, read) pair, for each request. Default
+            (5, 10).
+        max_retry_delay_seconds: Cap on the backoff between retries (default 60).
+        buffer_capacity: Most events held in the default in-memory store (default 10,000).
+        custom_retry_codes: ``{status: bool}`` overrides of which codes are retried.
+        event_store: Where events wait (default: an ``InMemoryEventStore``).
+        session: A ``requests.Session`` to send with (default: one owned by the emitter).
+        retry_policy: A :class:`~snowplow_tracker.retry.RetryPolicy` replacing the one built
+            from ``max_retry_delay_seconds``.
+        overflow_policy: When the store is full: ``"drop_newest"`` (default),
+            ``"drop_oldest"`` or ``"block"``.
+        block_timeout: Longest wait, in seconds, of the ``"block"`` policy.
+        on_drop: Called with events dropped before any attempt, and the reason.
+        exit_timeout: Seconds the exit drain may spend at interpreter exit (default 2).
     """
 
     def __init__(
@@ -271,6 +299,7 @@ class AsyncEmitter(Emitter):
 
         Nothing is sent during a retry backoff; the backoff's end triggers the send.
         """
+        self._check_fork()
         if self._flush_requested and self._dispatcher is not None:
             return  # already asked; the dispatcher has not picked it up yet
         with self._wake:
@@ -299,8 +328,7 @@ class AsyncEmitter(Emitter):
     def _flush_and_wait(self, timeout: float, wait_retry_after: bool) -> DeliveryReport:
         before = self._counters.snapshot(0)
         deadline = time.monotonic() + max(0.0, timeout)
-        if self._pid != os.getpid():
-            self._after_fork_in_child()
+        self._check_fork()
         if self._shut_down or self._pending() == 0:
             return self._report_since(before, deadline)
         if not wait_retry_after and time.monotonic() < self._not_before:
