@@ -17,7 +17,7 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, Callable, List, Set
+from typing import Any, Callable, Dict, List, Set
 
 logger = logging.getLogger("snowplow_tracker.lifecycle")
 
@@ -26,6 +26,12 @@ _pinned: Set[Any] = set()
 _lock = threading.Lock()
 _pin_lock = threading.Lock()
 _installed = False
+#: The process whose state (locks above, emitters' pipelines) this module reflects.
+_owner_pid = os.getpid()
+#: pid -> thread ident that resets the state in a child forked without Python's hooks.
+_reset_claims: Dict[int, int] = {}
+#: Longest wait, in seconds, for another thread's reset after such a fork.
+_RESET_WAIT = 5.0
 #: Seconds the exit waits past the drain deadline for the drain to report and log.
 _EXIT_GRACE = 0.1
 
@@ -37,6 +43,8 @@ def register(emitter: Any) -> None:
     ``_after_fork_in_child()``.
     """
     global _installed
+    if _owner_pid != os.getpid():
+        after_fork_without_hooks()  # created in such a child before any emitter noticed
     with _lock:
         _live.add(emitter)
         if _installed:
@@ -93,6 +101,10 @@ def live_emitters() -> List[Any]:
 
 
 def _drain_all_at_exit() -> None:
+    if _owner_pid != os.getpid():
+        # A child forked without Python's fork hooks that never tracked: its emitters hold
+        # the parent's events, locks and (dead) threads. Reset them; nothing is ours to send.
+        after_fork_without_hooks()
     emitters = live_emitters()
     if not emitters:
         return
@@ -124,11 +136,38 @@ def _drain_emitters(emitters: List[Any], deadline: float) -> None:
 
 
 def _reinit_all_after_fork() -> None:
-    global _lock, _pin_lock
+    global _lock, _pin_lock, _owner_pid
     _lock = threading.Lock()
     _pin_lock = threading.Lock()
-    for emitter in list(_live):
+    failed = 0
+    for emitter in list(_live):  # a WeakSet iterates without a lock
         try:
             emitter._after_fork_in_child()
         except Exception:
-            logger.exception("Resetting an emitter after fork failed")
+            failed += 1
+    _owner_pid = os.getpid()
+    if failed:  # logged only now: logging's locks may be inherited too, but ours are fresh
+        logger.error("Resetting %d emitters after fork failed", failed)
+
+
+def after_fork_without_hooks(emitter: Any = None) -> None:
+    """Reset every emitter in a child forked without ``os.register_at_fork`` hooks.
+
+    Called when an emitter (``emitter``, if given) sees that the process id changed. The
+    child inherited every lock byte for byte, possibly held by threads that do not exist
+    in it, so this acquires none of them: the first thread to get here (claimed through an
+    atomic ``dict.setdefault``) replaces this module's locks and each emitter's locks,
+    queues, timers, session and buffer; other threads wait for it (polling, bounded).
+    """
+    pid = os.getpid()
+    if _owner_pid != pid:
+        me = threading.get_ident()
+        if _reset_claims.setdefault(pid, me) == me:
+            _reinit_all_after_fork()
+        else:
+            deadline = time.monotonic() + _RESET_WAIT
+            while _owner_pid != pid and time.monotonic() < deadline:
+                time.sleep(0.001)
+    if emitter is not None and emitter._pid != pid:
+        # Not registered here (shut down before the fork): reset it on its own.
+        emitter._after_fork_in_child()

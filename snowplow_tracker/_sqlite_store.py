@@ -209,7 +209,9 @@ def _new_token() -> int:
 # --------------------------------------------------------------------------- fork handling
 
 _STORES: weakref.WeakSet[SQLiteEventStore] = weakref.WeakSet()
-_REINIT_LOCK = threading.Lock()
+# pid -> the lock that serialises resets in that process. Keyed by pid so that a child forked
+# without Python's hooks never waits on a lock it inherited (setdefault is atomic).
+_REINIT_LOCKS: Dict[int, threading.Lock] = {}
 _FORK_SNAPSHOT: List[SQLiteEventStore] = []
 # Connections inherited across a fork that bypassed os.register_at_fork: never used again
 # and never closed explicitly (closing could disturb the parent's locks and WAL).
@@ -229,9 +231,8 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _REINIT_LOCK
-    _REINIT_LOCK = threading.Lock()
     pid = os.getpid()
+    _REINIT_LOCKS.clear()
     for store in _FORK_SNAPSHOT:
         store._reset_in_child(pid)
     del _FORK_SNAPSHOT[:]
@@ -1048,7 +1049,7 @@ class SQLiteEventStore:
     def _check_pid(self) -> None:
         pid = os.getpid()
         if pid != self._pid:
-            with _REINIT_LOCK:
+            with _REINIT_LOCKS.setdefault(pid, threading.Lock()):
                 if pid != self._pid:
                     self._reset_in_child(pid)
 

@@ -386,7 +386,7 @@ class Emitter(EmitterProtocol):
         counted as dropped and reported to ``on_drop``.
         """
         if self._pid != os.getpid():
-            self._after_fork_in_child()
+            _lifecycle.after_fork_without_hooks(self)
         if self.method == "post":
             event = dict(zip(payload, map(str, payload.values())))
         else:
@@ -522,6 +522,7 @@ class Emitter(EmitterProtocol):
         within ``DEFAULT_SYNC_FLUSH_TIMEOUT`` seconds at most, and at once while the
         collector's ``Retry-After`` forbids sending.
         """
+        self._check_fork()
         logger.debug("Starting synchronous flush")
         if self._shut_down:
             return
@@ -542,6 +543,7 @@ class Emitter(EmitterProtocol):
         Returns:
             What was sent, failed and dropped during the call, and what is still pending.
         """
+        self._check_fork()
         before = self._counters.snapshot(0)
         deadline = time.monotonic() + max(0.0, timeout)
         if not self._shut_down:
@@ -568,6 +570,7 @@ class Emitter(EmitterProtocol):
         Returns:
             The report of the final flush.
         """
+        self._check_fork()
         if self._shut_down:
             return DeliveryReport(pending=self._pending())
         if timeout > 0:
@@ -1145,9 +1148,18 @@ class Emitter(EmitterProtocol):
         if left:
             logger.warning("%d events were not sent before exit", left)
 
+    def _check_fork(self) -> None:
+        """Reset this emitter if the process forked without running Python's fork hooks."""
+        if self._pid != os.getpid():
+            _lifecycle.after_fork_without_hooks(self)
+
     def _after_fork_in_child(self) -> None:
-        """In a forked child: fresh locks, timers and connections; the parent keeps its events."""
-        self._pid = os.getpid()
+        """In a forked child: fresh locks, timers and connections; the parent keeps its events.
+
+        Also called when a fork skipped Python's hooks (uWSGI), so it must not acquire, wait
+        on or log through anything inherited: it only replaces objects. The process id is
+        updated last, so other threads keep taking the reset path until it is done.
+        """
         self.lock = threading.RLock()
         self._take_lock = threading.Lock()
         self._landed = threading.Condition(self._take_lock)
@@ -1166,6 +1178,8 @@ class Emitter(EmitterProtocol):
             clear()
         if self._owns_session:
             self._session = None  # the parent's pooled connections are not ours to use
+        self._pinned = False  # the set that pinned it in the parent is not ours
+        self._pid = os.getpid()
         if self._timer_interval is not None and not self._shut_down:
             self.timer.start(timeout=self._timer_interval)
 
