@@ -437,12 +437,8 @@ class LocalCollector:
                     )
                 )
         else:
-            describe = self.validator.describe
-            records.extend(
-                StoredEvent(good=True, params=params, ctx=ctx, describe=describe)
-                for params in events
-            )
-        if body is not None and any(not r.good for r in records):
+            records = StoredEvent.good_events(events, ctx, self.validator.describe)
+        if body is not None and (problems or (self.validate and any(not r.good for r in records))):
             ctx.body = body.decode("utf-8", "replace")
         self._store.record_received(received)
         if store:

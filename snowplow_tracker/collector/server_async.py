@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import socket
 import threading
 import time
@@ -81,11 +82,21 @@ def _http_date() -> str:
     return str(_date_cache[1])
 
 
+_REASONS = {int(status): status.phrase for status in HTTPStatus}
+_random_bits = random.Random().getrandbits  # network user ids: no syscall per request
+_expiry_cache: List[Any] = [0, ""]
+
+
 def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Status"
+    return _REASONS.get(status, "Status")
+
+
+def _cookie_expiry() -> str:
+    now = int(time.time())
+    if _expiry_cache[0] != now:
+        _expiry_cache[0] = now
+        _expiry_cache[1] = formatdate(now + 365 * 24 * 3600, usegmt=True)
+    return str(_expiry_cache[1])
 
 
 class Headers:
@@ -144,7 +155,9 @@ class _Connection(asyncio.Protocol):
         self.loop = server.loop
         self.transport: Optional[asyncio.Transport] = None
         self.client = ("", 0)
-        self.buf = bytearray()
+        self.buf = b""
+        self.pending: List[bytes] = []  # body pieces not yet joined into ``buf``
+        self.pending_len = 0
         self.state = _HEAD
         self.request: Optional[_Request] = None
         self.entry: Optional[Dict[str, Any]] = None
@@ -187,7 +200,7 @@ class _Connection(asyncio.Protocol):
             self.delay_handle = None
         if state in (_BODY, _CHUNKED) and self.entry is not None:
             if state == _BODY:
-                got = len(self.buf)
+                got = len(self.buf) + self.pending_len
                 reason = f"client closed the connection after {got} of {self.expected} body bytes"
             else:
                 reason = "client closed the connection mid-body"
@@ -212,7 +225,7 @@ class _Connection(asyncio.Protocol):
             return
         if self.state in (_BODY, _CHUNKED):
             if self.state == _BODY:
-                got = len(self.buf)
+                got = len(self.buf) + self.pending_len
                 reason = (
                     f"timed out reading the request body: got {got} of {self.expected} bytes "
                     f"in {self.collector.body_read_timeout:g} s"
@@ -275,7 +288,17 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.state == _CLOSED:
             return
-        self.buf += data
+        if self.state == _BODY and len(self.buf) + self.pending_len + len(data) < self.expected:
+            self.pending.append(data)  # a large body: join once when complete
+            self.pending_len += len(data)
+            return
+        if self.pending:
+            data = b"".join([self.buf, *self.pending, data])
+            self.pending = []
+            self.pending_len = 0
+            self.buf = data
+        else:
+            self.buf += data
         self._process()
 
     def eof_received(self) -> Optional[bool]:
@@ -293,15 +316,15 @@ class _Connection(asyncio.Protocol):
             elif state == _BODY:
                 if len(self.buf) < self.expected:
                     return
-                body = bytes(self.buf[: self.expected])
-                del self.buf[: self.expected]
+                buf, length = self.buf, self.expected
+                body, self.buf = buf[:length], buf[length:]
                 self._body_done(body)
             elif state == _CHUNKED:
                 if not self._parse_chunked():
                     return
             elif state == _DRAIN:
                 take = min(self.expected, len(self.buf))
-                del self.buf[:take]
+                self.buf = self.buf[take:]
                 self.expected -= take
                 if self.expected <= 0:
                     self._close()
@@ -323,11 +346,11 @@ class _Connection(asyncio.Protocol):
     def _parse_head(self) -> bool:
         """Parse one request head from the buffer and route it; False when more is needed."""
         buf = self.buf
-        while buf[:2] == b"\r\n" or buf[:1] == b"\n":  # blank lines between requests
-            del buf[: 2 if buf[:1] == b"\r" else 1]
+        if buf[:1] in (b"\r", b"\n"):  # blank lines between requests
+            buf = self.buf = buf.lstrip(b"\r\n")
         end = buf.find(b"\r\n\r\n")
         skip = 4
-        if end < 0 or b"\n\n" in buf[:end]:
+        if end < 0 or buf.find(b"\n\n", 0, end) >= 0:
             bare = buf.find(b"\n\n")
             if bare >= 0 and (end < 0 or bare < end):
                 end, skip = bare, 2
@@ -340,8 +363,8 @@ class _Connection(asyncio.Protocol):
                 self.request = None
                 self.send_error(431)
             return False
-        head = bytes(buf[:end]).decode("latin-1")
-        del buf[: end + skip]
+        head = buf[:end].decode("latin-1")
+        self.buf = buf[end + skip :]
         lines = (
             [line.rstrip("\r") for line in head.split("\n")] if skip == 2 else head.split("\r\n")
         )
@@ -454,9 +477,9 @@ class _Connection(asyncio.Protocol):
             self._reject_oversized(length, limit, drain=length)
             return
         self.expected = length
-        if len(self.buf) >= length:
-            body = bytes(self.buf[:length])
-            del self.buf[:length]
+        buf = self.buf
+        if len(buf) >= length:
+            body, self.buf = buf[:length], buf[length:]
             self._body_done(body)
             return
         self.state = _BODY
@@ -482,7 +505,7 @@ class _Connection(asyncio.Protocol):
                     self._fail_read(400, "malformed chunked body")
                 return False
             try:
-                size = int(bytes(buf[pos:line_end]).split(b";", 1)[0].strip(), 16)
+                size = int(buf[pos:line_end].split(b";", 1)[0].strip(), 16)
                 if size < 0:
                     raise ValueError(size)
             except ValueError:
@@ -494,11 +517,11 @@ class _Connection(asyncio.Protocol):
                     line_end = buf.find(b"\n", pos)
                     if line_end < 0:
                         return False
-                    line = bytes(buf[pos : line_end + 1])
+                    line = buf[pos : line_end + 1]
                     pos = line_end + 1
                     if line in (b"\r\n", b"\n"):
                         break
-                del buf[:pos]
+                self.buf = buf[pos:]
                 self._body_done(b"".join(chunks))
                 return True
             total += size
@@ -507,7 +530,7 @@ class _Connection(asyncio.Protocol):
                 return False
             if len(buf) < pos + size + 2:
                 return False
-            chunks.append(bytes(buf[pos : pos + size]))
+            chunks.append(buf[pos : pos + size])
             pos += size + 2
 
     def _fail_read(self, status: Optional[int], reason: str) -> None:
@@ -643,7 +666,7 @@ class _Connection(asyncio.Protocol):
             ip: Optional[str] = "unknown"
         else:
             query_nuid = _query_value(entry["query"], "nuid")
-            nuid = query_nuid or cookie or str(uuid.uuid4())
+            nuid = query_nuid or cookie or str(uuid.UUID(int=_random_bits(128), version=4))
             forwarded = headers.get("X-Forwarded-For")
             ip = forwarded.split(",")[0].strip() if forwarded else self.client[0]
         header_lines = [
@@ -767,7 +790,7 @@ class _Connection(asyncio.Protocol):
                 return []
             expired = "Thu, 01 Jan 1970 00:00:00 GMT"
             return [("Set-Cookie", f"{name}=; Expires={expired}; Path=/; SameSite=None; Secure")]
-        expires = formatdate(time.time() + 365 * 24 * 3600, usegmt=True)
+        expires = _cookie_expiry()
         cookie = (
             f"{name}={ctx.network_userid}; Expires={expires}; Path=/; "
             "SameSite=None; Secure; HttpOnly"

@@ -57,6 +57,29 @@ class StoredEvent:
         self._describe = describe
         self.errors: List[str] = errors if errors is not None else []
 
+    @classmethod
+    def good_events(
+        cls,
+        events: Sequence[Mapping[str, Any]],
+        ctx: RequestContext,
+        describe: Callable[[Mapping[str, Any]], EventCheck],
+    ) -> List[StoredEvent]:
+        """Good events stored without validation (their check is computed when read)."""
+        new = object.__new__
+        records: List[StoredEvent] = []
+        append = records.append
+        for params in events:
+            record: StoredEvent = new(cls)
+            record.seq = 0
+            record.good = True
+            record.params = params
+            record.ctx = ctx
+            record._check = None
+            record._describe = describe
+            record.errors = []
+            append(record)
+        return records
+
     @property
     def check(self) -> EventCheck:
         """The validation result (computed lazily when validation was turned off)."""
@@ -174,13 +197,13 @@ class CollectorStore:
 
     def record_received(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Count received events (duplicates included) and log their ids and parameters."""
+        # The parameter dicts are kept as they are (nothing mutates them; ``payloads()``
+        # returns copies), and ids are collected before taking the lock.
+        ids = [eid for eid in (params.get("eid") for params in events) if isinstance(eid, str)]
         with self._cond:
             self.events_received += len(events)
-            for params in events:
-                self._payloads.append(dict(params))
-                event_id = params.get("eid")
-                if isinstance(event_id, str):
-                    self._event_ids.append(event_id)
+            self._payloads.extend(events)  # type: ignore[arg-type]
+            self._event_ids.extend(ids)
 
     def store(self, events: List[StoredEvent]) -> None:
         """Store good events and bad rows, dropping the oldest when over the cap."""
