@@ -501,6 +501,9 @@ SCENARIOS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
 
 def main() -> None:
     spec = json.loads(sys.argv[1])
+    if spec.get("src"):
+        # The harness's snapshot of the package under test, ahead of the installed one.
+        sys.path.insert(0, spec["src"])
     try:
         result = SCENARIOS[spec["scenario"]](spec)
         code = 0

@@ -245,6 +245,12 @@ def _settle_sentence(settle: Dict[str, Any], settings: Dict[str, Any]) -> str:
     )
 
 
+def _calls_phrase(sync_calls: int, async_calls: int) -> str:
+    if sync_calls == async_calls:
+        return f"{sync_calls:,}"
+    return f"{sync_calls:,} (Emitter) or {async_calls:,} (AsyncEmitter)"
+
+
 def _local_collector_sentence(local: Optional[Dict[str, Any]]) -> str:
     rates = (local or {}).get("events_per_s") or {}
     if not rates:
@@ -268,11 +274,11 @@ def render_markdown(doc: Dict[str, Any], chart_name: str) -> str:
     misses = [t for t in doc["targets"] if t["pass"] is False]
     passes = [t for t in doc["targets"] if t["pass"] is True]
     unknown = [t for t in doc["targets"] if t["pass"] is None]
-    dirty = (
-        " plus uncommitted changes in `snowplow_tracker/` (the library was being edited)"
-        if meta.get("library_uncommitted_changes")
-        else ""
-    )
+    dirty = ""
+    if meta.get("library_uncommitted_changes"):
+        files = meta.get("library_uncommitted_files") or []
+        listed = ", ".join(f"`{name}`" for name in files[:8]) + (", ..." if len(files) > 8 else "")
+        dirty = " plus uncommitted changes" + (f" in {listed}" if listed else "")
     busy = col.get("max_utilization_during_client_runs")
     out: List[str] = [
         "# Benchmarks",
@@ -297,15 +303,18 @@ def render_markdown(doc: Dict[str, Any], chart_name: str) -> str:
         "```",
         "",
         "Options: `--no-docs` (results JSON only), `--no-segment`, `--repeats N`, "
-        "`--output PATH`. CI runs the quick mode as a smoke test "
+        "`--output PATH`, `--render JSON` (rewrite this page from a results file). CI runs "
+        "the quick mode as a smoke test "
         "(`tests/test_benchmarks_smoke.py`: it must finish and write every section; timings "
         "are not judged).",
         "",
         "## Latest full run",
         "",
         f"- Date: {meta['date_utc']} UTC; took {minutes:.1f} minutes.",
-        f"- Library measured: commit `{meta['commit_short']}`{dirty}. The library is being "
-        "optimised concurrently; these figures are a snapshot.",
+        f"- Library measured: the working tree at commit `{meta['commit_short']}`{dirty}, "
+        "copied at the start of the run (children import the copy, so edits made during the "
+        "run are not measured). The library is being optimised concurrently; these figures "
+        "are a snapshot.",
         f"- Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), {machine['platform']}, "
         f"CPython {machine['python']}. The machine is shared: load average before / after "
         f"{meta.get('load_average_before')} / {meta.get('load_average_after')}"
@@ -368,9 +377,9 @@ def render_markdown(doc: Dict[str, Any], chart_name: str) -> str:
         "### Caller blocked by a slow collector",
         "",
         f"The collector holds every answer {s['delay_s'] * 1000:.0f} ms. Wall time of "
-        f"{s['blocked_calls_sync']:,} (Emitter) or {s['blocked_calls_async']:,} (AsyncEmitter) "
-        "tracking calls at batch size 10, scaled to 1,000 calls. The synchronous Emitter "
-        "waits for each request by design.",
+        + _calls_phrase(s["blocked_calls_sync"], s["blocked_calls_async"])
+        + " tracking calls at batch size 10 (after one delivered batch), per 1,000 calls. "
+        "The synchronous Emitter waits for each request by design.",
         "",
         *blocked_table(doc),
         "",
@@ -400,15 +409,16 @@ def render_markdown(doc: Dict[str, Any], chart_name: str) -> str:
         "for a given delay. It finds ids with a regular expression and, on one request in "
         "50 (and the first of each run), also parses the body as JSON and checks both agree: "
         "a full `json.loads` of every body made it the bottleneck at batch size 100 on this "
-        "machine. The package's own `LocalCollector` keeps and checks every event and is "
-        "much slower, so it is not used here"
+        "machine. The package's own `LocalCollector` decodes, stores and (unless told not "
+        "to) validates every event, and is much slower, so it is not used here"
         + _local_collector_sentence(col.get("local_collector"))
         + ".",
         "",
-        "*Collector alone*: `benchmarks/blaster.py` keeps two keep-alive connections busy "
-        f"for {s['collector_seconds']:g} s with pre-built tracker-shaped bodies of unique "
-        "ids. *One-core capacity* is 1 ÷ the collector's CPU per event. *Headroom* is the "
-        "collector-alone rate ÷ the fastest client rate at the same batch size."
+        "*Collector alone*: `benchmarks/blaster.py` keeps 2, then 8 keep-alive connections "
+        f"busy for {s['collector_seconds']:g} s each with pre-built tracker-shaped bodies of "
+        "unique ids (the better of the two counts). *One-core capacity* is 1 ÷ the "
+        "collector's CPU per event. *Headroom* is the collector-alone rate ÷ the fastest "
+        "client rate at the same batch size."
         + (
             f" During the client runs the collector was busy at most {busy * 100:.0f} % of "
             "the wall time."

@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -129,6 +130,8 @@ class Impl:
     python: Optional[Path] = None
     error: Optional[str] = None
     version: Optional[str] = None
+    #: A directory the child puts first on ``sys.path`` (ours: a snapshot of the package).
+    src: Optional[Path] = None
 
     @property
     def available(self) -> bool:
@@ -295,6 +298,8 @@ class Harness:
     def _child_command(self, impl: Impl, spec: Dict[str, Any]) -> List[str]:
         assert impl.python is not None
         full = {"impl": impl.api, "collector": self.collector_url, **spec}
+        if impl.src is not None:
+            full["src"] = str(impl.src)
         return [str(impl.python), "-I", str(CHILD), json.dumps(full)]
 
     def _child_env(self) -> Dict[str, str]:
@@ -970,6 +975,16 @@ def resolve_impls(log: Callable[[str], None], with_segment: bool) -> Dict[str, I
     return impls
 
 
+def snapshot_package(target: Path) -> Path:
+    """Copy the working tree's ``snowplow_tracker`` to ``target``; children import this copy."""
+    shutil.copytree(
+        REPO_ROOT / "snowplow_tracker",
+        target / "snowplow_tracker",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+    return target
+
+
 def machine_facts() -> Dict[str, Any]:
     try:
         nproc = subprocess.run(["nproc"], capture_output=True, text=True, timeout=10).stdout
@@ -991,7 +1006,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--no-segment", action="store_true", help="skip the Segment peer row")
     parser.add_argument("--repeats", type=int, default=None, help="override the repeat count")
     parser.add_argument("--output", type=Path, default=None, help="where to write the JSON")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="measure nothing: rewrite docs/benchmarks.md and the chart from a results file",
+    )
     args = parser.parse_args(argv)
+    if args.render is not None:
+        document = json.loads(args.render.read_text())
+        report.write_docs(document, DOCS, CHART, lambda message: sys.stderr.write(message + "\n"))
+        return 0
 
     settings = dataclasses.replace(QUICK if args.quick else FULL)
     if args.repeats is not None:
@@ -1006,6 +1032,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         harness = Harness(settings, {}, Path(tmp))
         harness.log(f"{settings.mode} run; results go to {output}")
         harness.impls = resolve_impls(harness.log, with_segment=not args.no_segment)
+        # Others may edit or commit the package during a run: measure a snapshot of it.
+        commit = _git("rev-parse", "HEAD")
+        dirty = _git("status", "--porcelain", "--", "snowplow_tracker")
+        harness.impls[OURS].src = snapshot_package(Path(tmp) / "ours-src")
         load_before = _loadavg()
         harness.start_collector()
         try:
@@ -1043,8 +1073,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     collector["max_utilization_during_client_runs"] = max(utilizations) if utilizations else None
     results["targets"] = evaluate_targets(results)
 
-    commit = _git("rev-parse", "HEAD")
-    dirty = _git("status", "--porcelain", "--", "snowplow_tracker")
     document: Dict[str, Any] = {
         "schema_version": 1,
         "mode": settings.mode,
@@ -1053,6 +1081,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             "commit": commit,
             "commit_short": commit[:10],
             "library_uncommitted_changes": bool(dirty),
+            "library_uncommitted_files": [line[3:] for line in dirty.splitlines()],
             "machine": machine_facts(),
             "load_average_before": load_before,
             "load_average_after": _loadavg(),
