@@ -310,7 +310,7 @@ def render_markdown(doc: Dict[str, Any], chart_name: str) -> str:
         "",
         "## Latest full run",
         "",
-        f"- Date: {meta['date_utc']} UTC; took {minutes:.1f} minutes.",
+        f"- Started {meta['date_utc']} UTC; took {minutes:.1f} minutes.",
         f"- Library measured: the working tree at commit `{meta['commit_short']}`{dirty}, "
         "copied at the start of the run (children import the copy, so edits made during the "
         "run are not measured). The library is being optimised concurrently; these figures "

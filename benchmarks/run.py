@@ -1028,6 +1028,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     write_docs = not args.quick and not args.no_docs
 
     started = time.monotonic()
+    started_utc = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="snowplow-bench-") as tmp:
         harness = Harness(settings, {}, Path(tmp))
         harness.log(f"{settings.mode} run; results go to {output}")
@@ -1077,7 +1078,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "schema_version": 1,
         "mode": settings.mode,
         "meta": {
-            "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+            "date_utc": started_utc,
             "commit": commit,
             "commit_short": commit[:10],
             "library_uncommitted_changes": bool(dirty),
