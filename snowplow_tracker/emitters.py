@@ -47,12 +47,12 @@ logger = logging.getLogger("snowplow_tracker.emitters")
 DEFAULT_MAX_LENGTH = 10
 PROTOCOLS = {"http", "https"}
 METHODS = {"get", "post"}
-#: Used when ``request_timeout`` is None: (connect, read) seconds. 1.1.0 had no timeout.
 DEFAULT_REQUEST_TIMEOUT: Tuple[float, float] = (5.0, 10.0)
-#: Default deadline, in seconds, for sending what is left when the interpreter exits.
+"""Used when ``request_timeout`` is None: (connect, read) seconds. 1.1.0 had no timeout."""
 DEFAULT_EXIT_TIMEOUT = 2.0
-#: Upper bound, in seconds, on a ``sync_flush()`` call.
+"""Default deadline, in seconds, for sending what is left when the interpreter exits."""
 DEFAULT_SYNC_FLUSH_TIMEOUT = 60.0
+"""Upper bound, in seconds, on a ``sync_flush()`` call."""
 DEFAULT_BUFFER_CAPACITY = 10000
 OVERFLOW_POLICIES = ("drop_newest", "drop_oldest", "block")
 

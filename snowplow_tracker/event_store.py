@@ -15,8 +15,8 @@ from typing_extensions import Protocol
 
 from snowplow_tracker.typing import PayloadDict, PayloadDictList
 
-#: Called with events a store had to drop, and why ("buffer_full", ...).
 DropCallback = Callable[[PayloadDictList, str], None]
+"""Called with events a store had to drop, and why ("buffer_full", ...)."""
 
 OVERFLOW_POLICIES = ("drop_newest", "drop_oldest")
 

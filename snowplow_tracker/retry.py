@@ -16,18 +16,19 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import FrozenSet, Mapping, Optional
 
-#: Status codes that 1.1.0 never retries (unless ``custom_retry_codes`` says otherwise).
 DEFAULT_NON_RETRY_CODES: FrozenSet[int] = frozenset({400, 401, 403, 410, 422})
+"""Status codes that 1.1.0 never retries (unless ``custom_retry_codes`` says otherwise)."""
 
-#: Status codes whose ``Retry-After`` header is honoured.
 RETRY_AFTER_CODES: FrozenSet[int] = frozenset({429, 503})
+"""Status codes whose ``Retry-After`` header is honoured."""
 
-#: Status reported by ``http_post``/``http_get`` when the request did not get a response.
 NETWORK_ERROR = -1
+"""Status reported by ``http_post``/``http_get`` when the request did not get a response."""
 
-#: Shortest wait, in seconds, between two attempts at failed events: even with
-#: ``max_delay=0`` a failing collector is never retried in a busy loop.
 MIN_RETRY_DELAY = 0.05
+"""Shortest wait, in seconds, between two attempts at failed events: even with
+``max_delay=0`` a failing collector is never retried in a busy loop.
+"""
 
 
 @dataclass(frozen=True)
