@@ -28,6 +28,8 @@ from requests.adapters import HTTPAdapter
 
 from snowplow_tracker import _lifecycle
 from snowplow_tracker._packing import PAYLOAD_DATA_SCHEMA, is_oversized, post_body, split_batches
+from snowplow_tracker._transport import Transport
+from snowplow_tracker._transport import usable_for as transport_usable_for
 from snowplow_tracker.contracts import one_of
 from snowplow_tracker.delivery import Counters, DeliveryReport, DeliveryStats
 from snowplow_tracker.event_store import EventStore, InMemoryEventStore
@@ -318,6 +320,8 @@ class Emitter(EmitterProtocol):
 
         self._session = session
         self._owns_session = session is None
+        self._transport: Optional[Transport] = None
+        self._transport_url = ""
         if session is not None:
             self.request_method = Requester(post=session.post, get=session.get)
         else:
@@ -1074,18 +1078,43 @@ class Emitter(EmitterProtocol):
         return session
 
     def _default_post(self, url: str, **kwargs: Any) -> Any:
-        # Calls requests.post when a test has patched it (1.1.0 sent through it), else
-        # the emitter's own session, which reuses connections.
+        # Calls requests.post when a test has patched it (1.1.0 sent through it); else the
+        # lean keep-alive transport, or the emitter's own requests session when the
+        # environment sets a proxy or .netrc credentials for the collector.
         if requests.post is not _ORIGINAL_REQUESTS_POST:
             return requests.post(url, **kwargs)
+        transport = self._lean_transport(url)
+        if transport is not None and set(kwargs) <= {"data", "headers", "timeout"}:
+            return transport.post(kwargs["data"], kwargs.get("headers") or {}, kwargs["timeout"])
         return self._http_session().post(url, **kwargs)
 
     def _default_get(self, url: str, **kwargs: Any) -> Any:
         if requests.get is not _ORIGINAL_REQUESTS_GET:
             return requests.get(url, **kwargs)
+        transport = self._lean_transport(url)
+        if transport is not None and set(kwargs) <= {"params", "timeout"}:
+            return transport.get(kwargs.get("params") or {}, kwargs["timeout"])
         return self._http_session().get(url, **kwargs)
 
+    def _lean_transport(self, url: str) -> Optional[Transport]:
+        """The keep-alive transport for ``url``, or None when ``requests`` must be used."""
+        transport = self._transport
+        if transport is not None and url == self._transport_url:
+            return transport
+        if url != self.endpoint or not isinstance(self.request_timeout, (int, float, tuple)):
+            return None
+        with self.lock:
+            if self._transport is None or self._transport_url != url:
+                if not transport_usable_for(url):
+                    return None
+                self._transport = Transport(url)
+                self._transport_url = url
+            return self._transport
+
     def _close(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
         if self._owns_session and self._session is not None:
             try:
                 self._session.close()
@@ -1178,6 +1207,7 @@ class Emitter(EmitterProtocol):
             clear()
         if self._owns_session:
             self._session = None  # the parent's pooled connections are not ours to use
+        self._transport = None  # nor are the parent's keep-alive connections
         self._pinned = False  # the set that pinned it in the parent is not ours
         self._pid = os.getpid()
         if self._timer_interval is not None and not self._shut_down:
