@@ -359,14 +359,23 @@ async def serve(host: str, port: int) -> None:
         lambda: HttpConnection(collector), host, port, backlog=1024, reuse_address=True
     )
     stop = loop.create_future()
+
+    def on_signal(signum: int) -> None:
+        # Logged so that a harness finding its collector gone can tell who stopped it.
+        sys.stderr.write(f"bench_collector: stopped by signal {signum}\n")
+        sys.stderr.flush()
+        if not stop.done():
+            stop.set_result(None)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, lambda: stop.done() or stop.set_result(None))
+        loop.add_signal_handler(signum, on_signal, signum)
     parent = os.getppid()
 
     async def watch_parent() -> None:
         # Exit with the harness, so a crashed run never leaves a collector behind.
         while os.getppid() == parent:
             await asyncio.sleep(0.5)
+        sys.stderr.write("bench_collector: the harness is gone; stopping\n")
         if not stop.done():
             stop.set_result(None)
 

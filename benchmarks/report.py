@@ -447,6 +447,14 @@ def render_markdown(doc: Dict[str, Any], chart_name: str) -> str:
         "figure is the median of the runs' figures.",
         "- Per-run figures are in `benchmarks/results/latest.json`.",
     ]
+    restarts = meta.get("collector_restarts") or []
+    if restarts:
+        out += ["", "## Collector restarts", ""]
+        for death in restarts:
+            out.append(
+                f"- At {death['at_s']} s the collector had exited with status "
+                f"{death['returncode']}; it was restarted and the runs in flight were dropped."
+            )
     if doc.get("errors"):
         out += ["", "## Runs that failed", ""]
         for error in doc["errors"]:

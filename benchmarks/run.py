@@ -224,6 +224,9 @@ class Harness:
         self.workdir = workdir
         self.collector: Optional[subprocess.Popen[str]] = None
         self.collector_url = ""
+        self.collector_generation = 0
+        self.collector_stderr = workdir / "collector.stderr"
+        self.collector_deaths: List[Dict[str, Any]] = []
         self.dead_endpoint = _closed_port_endpoint()
         self.started = time.monotonic()
         self.errors: List[Dict[str, Any]] = []
@@ -242,10 +245,12 @@ class Harness:
 
     # -- collector ---------------------------------------------------------------------
 
-    def start_collector(self) -> None:
-        stderr = open(self.workdir / "collector.stderr", "w")  # noqa: SIM115
+    def start_collector(self, port: int = 0) -> None:
+        self.collector_generation += 1
+        self.collector_stderr = self.workdir / f"collector-{self.collector_generation}.stderr"
+        stderr = open(self.collector_stderr, "w")  # noqa: SIM115
         self.collector = subprocess.Popen(
-            [str(envs.our_python()), "-I", str(COLLECTOR), "--port", "0"],
+            [str(envs.our_python()), "-I", str(COLLECTOR), "--port", str(port)],
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
@@ -267,6 +272,27 @@ class Harness:
         self.collector_url = f"http://127.0.0.1:{port}"
         self.control("health")
 
+    def ensure_collector(self) -> None:
+        """Restart the collector if it died (it never should; the event is recorded)."""
+        process = self.collector
+        if process is not None and process.poll() is None:
+            return
+        try:
+            tail = self.collector_stderr.read_text(errors="replace")[-2000:]
+        except OSError:
+            tail = ""
+        code = process.returncode if process is not None else None
+        self.collector_deaths.append(
+            {"at_s": round(time.monotonic() - self.started, 1), "returncode": code, "stderr": tail}
+        )
+        self.log(f"  ! the collector exited (status {code}); restarting it")
+        self.collector = None
+        old_port = int(self.collector_url.rsplit(":", 1)[1]) if self.collector_url else 0
+        try:
+            self.start_collector(old_port)  # same port: children in flight can reconnect
+        except (RuntimeError, OSError, ValueError):
+            self.start_collector(0)
+
     def stop_collector(self) -> None:
         process = self.collector
         if process is None:
@@ -284,10 +310,18 @@ class Harness:
 
     def control(self, action: str, **query: Any) -> Dict[str, Any]:
         args = "&".join(f"{key}={value}" for key, value in query.items())
-        url = f"{self.collector_url}/_bench/{action}?{args}"
-        with urllib.request.urlopen(url, timeout=30) as response:
-            result: Dict[str, Any] = json.loads(response.read())
-            return result
+        for attempt in range(2):
+            url = f"{self.collector_url}/_bench/{action}?{args}"
+            try:
+                with urllib.request.urlopen(url, timeout=30) as response:
+                    result: Dict[str, Any] = json.loads(response.read())
+                    return result
+            except OSError:  # URLError and connection errors
+                if attempt:
+                    raise
+                self.ensure_collector()
+                time.sleep(0.2)
+        raise AssertionError("unreachable")
 
     def new_tag(self, prefix: str) -> str:
         self.counter += 1
@@ -354,6 +388,8 @@ class Harness:
     def run_child(self, impl: Impl, spec: Dict[str, Any], timeout: float) -> Dict[str, Any]:
         if self.settings.settle_max_s > 0:
             self.settle()
+        self.ensure_collector()
+        generation = self.collector_generation
         stderr_path = self._stderr_path()
         machine0 = _cpu_jiffies()
         children0 = _children_cpu_s()
@@ -375,12 +411,18 @@ class Harness:
             except subprocess.TimeoutExpired as exc:
                 raise ChildError(f"timed out after {timeout:.0f} s") from exc
         machine1 = _cpu_jiffies()
-        if machine0 is not None and machine1 is not None and machine1[1] > machine0[1]:
+        collector1 = self.control("health")["collector_cpu_s"]
+        if (
+            machine0 is not None
+            and machine1 is not None
+            and machine1[1] > machine0[1]
+            and generation == self.collector_generation
+        ):
             ticks = os.sysconf("SC_CLK_TCK")
             ours = (
                 _children_cpu_s()
                 - children0
-                + self.control("health")["collector_cpu_s"]
+                + collector1
                 - collector0
                 + time.process_time()
                 - self0
@@ -468,12 +510,15 @@ class Harness:
         for batch in BATCHES:
             runs = []
             for _ in range(s.collector_repeats):
-                runs.append(
-                    max(
-                        (self._blast(batch, connections) for connections in (2, 8)),
-                        key=lambda run: float(run["events_per_s"]),
-                    )
-                )
+                attempts = []
+                for connections in (2, 8):
+                    try:
+                        attempts.append(self._blast(batch, connections))
+                    except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as exc:
+                        collector = Impl("collector", "benchmark collector", "none")
+                        self.record_error("collector", collector, f"blast b{batch}", exc)
+                if attempts:
+                    runs.append(max(attempts, key=lambda run: float(run["events_per_s"])))
             out["runs"][str(batch)] = runs
             out["events_per_s"][str(batch)] = _median([r["events_per_s"] for r in runs])
             out["cpu_us_per_event"][str(batch)] = _median([r["cpu_us_per_event"] for r in runs])
@@ -515,6 +560,8 @@ class Harness:
         s = self.settings
         tag = self.new_tag(f"blast{batch}")
         self.log(f"collector alone, batch {batch}, {connections} connections")
+        self.ensure_collector()
+        generation = self.collector_generation
         before = self.control("health")["collector_cpu_s"]
         command = [
             str(envs.our_python()),
@@ -544,6 +591,8 @@ class Harness:
         if completed.returncode != 0:
             raise RuntimeError(f"blaster failed: {completed.stderr[-2000:]}")
         blast = json.loads(completed.stdout.splitlines()[-1])
+        if generation != self.collector_generation:
+            raise RuntimeError("the collector restarted during the run")
         cpu = stats["collector_cpu_s"] - before
         return {
             "connections": connections,
@@ -648,6 +697,7 @@ class Harness:
                             "timeout": s.wait_timeout_s,
                         }
                         cpu_before = self.control("health")["collector_cpu_s"]
+                        generation = self.collector_generation
                         try:
                             result = self.run_child(impl, spec, timeout=s.wait_timeout_s + 120)
                             _verify_counted(result, s.throughput_events)
@@ -659,8 +709,10 @@ class Harness:
                         finally:
                             cpu_after = self.control("health")["collector_cpu_s"]
                             self.control("forget", tag=tag)
-                        result["collector_utilization"] = (cpu_after - cpu_before) / max(
-                            1e-9, result["wall_s"]
+                        result["collector_utilization"] = (
+                            (cpu_after - cpu_before) / max(1e-9, result["wall_s"])
+                            if generation == self.collector_generation
+                            else None
                         )
                         result.pop("emitter_stats", None)
                         runs.setdefault((emitter, batch, impl.key), []).append(result)
@@ -672,7 +724,9 @@ class Harness:
                 "tracking_loop_us_per_event": _median(
                     [r["tracking_loop_s"] / r["events"] * 1e6 for r in row_runs]
                 ),
-                "collector_utilization_max": max(r["collector_utilization"] for r in row_runs),
+                "collector_utilization_max": max(
+                    (r["collector_utilization"] or 0.0 for r in row_runs), default=None
+                ),
                 "verified_runs": len(row_runs),
                 "runs": [
                     {
@@ -1086,6 +1140,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             "machine": machine_facts(),
             "load_average_before": load_before,
             "load_average_after": _loadavg(),
+            "collector_restarts": harness.collector_deaths,
             "settle": {
                 "threshold": settings.settle_threshold,
                 "seconds_waited": harness.settle_spent,
