@@ -24,8 +24,7 @@ from typing import Dict, List, Optional
 
 import requests
 
-from snowplow_tracker.delivery import DeliveryReport
-from snowplow_tracker.emitters import (
+from snowplow_tracker._emitter import (
     DEFAULT_EXIT_TIMEOUT,
     DEFAULT_SYNC_FLUSH_TIMEOUT,
     DropCallback,
@@ -33,6 +32,7 @@ from snowplow_tracker.emitters import (
     RequestTimeout,
     logger,
 )
+from snowplow_tracker.delivery import DeliveryReport
 from snowplow_tracker.event_store import EventStore
 from snowplow_tracker.retry import RetryPolicy
 from snowplow_tracker.typing import (
