@@ -25,9 +25,10 @@ Design in brief
 * Batch operations work in transactions of at most 1000 rows with short pauses in between,
   and run the WAL checkpoints (the only fsyncs under ``synchronous=NORMAL``), so
   ``add_event`` is one INSERT and commit (no fsync) and is never locked out for long.
-* Fork safety: ``os.register_at_fork`` closes the connection before a fork (the parent
-  reopens it lazily); every method also compares ``os.getpid()`` and, in a child created
-  without the hooks, abandons the inherited connection and opens its own.
+* Fork safety: ``os.register_at_fork`` hooks (installed when the first store is created)
+  close the connection before a fork (the parent reopens it lazily); every method also
+  compares ``os.getpid()`` and, in a child created without the hooks, abandons the
+  inherited connection and opens its own.
 """
 
 from __future__ import annotations
@@ -238,7 +239,18 @@ def _after_fork_in_child() -> None:
     del _FORK_SNAPSHOT[:]
 
 
-if hasattr(os, "register_at_fork"):
+_HOOKS_INSTALLED: List[bool] = []
+_HOOKS_LOCK = threading.Lock()
+
+
+def _install_fork_hooks() -> None:
+    """Install the fork hooks once, when the first store is created (never at import)."""
+    if _HOOKS_INSTALLED or not hasattr(os, "register_at_fork"):
+        return
+    with _HOOKS_LOCK:
+        if _HOOKS_INSTALLED:
+            return
+        _HOOKS_INSTALLED.append(True)
     os.register_at_fork(
         before=_before_fork,
         after_in_parent=_after_fork_in_parent,
@@ -437,6 +449,7 @@ class SQLiteEventStore:
 
         with self._lock:
             self._connection()  # surface a bad path or schema now, not on the first event
+        _install_fork_hooks()
         _STORES.add(self)
 
     # ------------------------------------------------------------------ public API
