@@ -238,6 +238,28 @@ class Emitter(EmitterProtocol):
             store such as ``SQLiteEventStore``).
         exit_timeout: Seconds the exit drain may spend sending what is left at interpreter
             exit (default 2); 0 disables the drain.
+
+    Attributes:
+        endpoint: The full collector URL requests go to (subclasses overriding
+            ``http_post``/``http_get`` send there).
+        method: ``"post"`` or ``"get"``.
+        batch_size: Events per flush and most events per request.
+        byte_limit: The byte threshold, or ``None``.
+        bytes_queued: Size of the buffered events in 1.1.0's measure, or ``None`` without
+            a ``byte_limit``.
+        event_store: The store events wait in.
+        request_timeout: The timeout passed to every request.
+        on_success: The success callback, or ``None``.
+        on_failure: The failure callback, or ``None``.
+        retry_policy: The :class:`~snowplow_tracker.retry.RetryPolicy` in force.
+        custom_retry_codes: The dict given (read at every retry decision).
+        max_retry_delay_seconds: Cap on the backoff between retries.
+        retry_delay: The current backoff delay, in seconds (0 after a success).
+        timer: The periodic flush timer (see :meth:`set_flush_timer`).
+        retry_timer: The one-shot timer of the retry backoff; while it is active, tracking
+            calls do not send.
+        request_method: The pair of callables requests are sent with.
+        lock: The emitter's re-entrant lock.
     """
 
     def __init__(

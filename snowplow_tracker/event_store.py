@@ -74,6 +74,13 @@ class InMemoryEventStore(EventStore):
     Events put back with ``cleanup(batch, need_retry=True)`` go to the front of the buffer,
     so the oldest events are sent first. If that overfills the buffer, the overflow policy
     decides what goes: the newest events (``"drop_newest"``) or the oldest (``"drop_oldest"``).
+
+    Attributes:
+        event_buffer: The buffered event dicts, oldest first.
+        buffer_capacity: Most events held at once.
+        logger: The logger drops are reported to.
+        overflow: The overflow policy.
+        on_drop: The drop callback, or ``None``.
     """
 
     #: Our stores accept ``get_events_batch(limit)``; emitters check this marker.
