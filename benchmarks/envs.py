@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import venv
 from pathlib import Path
 from typing import List, Optional
 
@@ -50,23 +49,9 @@ def _probe(python: Path, code: str) -> Optional[str]:
 
 
 def _build(env_dir: Path, requirements: List[str]) -> Path:
-    env_dir.parent.mkdir(parents=True, exist_ok=True)
-    venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
-    python = _python_in(env_dir)
-    subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            *requirements,
-        ],
-        check=True,
-        timeout=900,
-    )
-    return python
+    from tests.support.reference_env import build_venv
+
+    return build_venv(env_dir, requirements)
 
 
 def our_python() -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from typing import Any, Dict, List, Tuple
 
 import pytest
@@ -16,22 +15,7 @@ from snowplow_tracker.collector import LocalCollector
 from snowplow_tracker.emitters import AsyncEmitter, Emitter
 from snowplow_tracker.event_store import InMemoryEventStore
 from snowplow_tracker.retry import RetryPolicy
-
-
-def event(**extra: Any) -> Dict[str, Any]:
-    """A minimal valid structured event, as a tracker hands it to ``input``."""
-    payload: Dict[str, Any] = {
-        "e": "se",
-        "se_ca": "cat",
-        "se_ac": "act",
-        "p": "srv",
-        "eid": str(uuid.uuid4()),
-        "dtm": int(time.time() * 1000),
-        "tv": "py-test",
-        "tna": "ns",
-    }
-    payload.update(extra)
-    return payload
+from tests.support.payloads import event
 
 
 def delivered_ids(collector: LocalCollector) -> List[str]:

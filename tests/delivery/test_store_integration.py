@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Iterator, List, Tuple
 
 import pytest
 
@@ -14,19 +12,7 @@ from snowplow_tracker.collector import LocalCollector
 from snowplow_tracker.emitters import AsyncEmitter, Emitter
 from snowplow_tracker.event_store import SQLiteEventStore
 from snowplow_tracker.retry import RetryPolicy
-
-
-def event() -> Dict[str, Any]:
-    return {
-        "e": "se",
-        "se_ca": "cat",
-        "se_ac": "act",
-        "p": "srv",
-        "eid": str(uuid.uuid4()),
-        "dtm": int(time.time() * 1000),
-        "tv": "py-test",
-        "tna": "ns",
-    }
+from tests.support.payloads import event
 
 
 def delivered_ids(collector: LocalCollector) -> List[str]:

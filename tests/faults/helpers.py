@@ -11,7 +11,6 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set
@@ -19,27 +18,12 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 from snowplow_tracker.collector import LocalCollector
 from snowplow_tracker.emitters import AsyncEmitter, Emitter
 from snowplow_tracker.retry import RetryPolicy
+from tests.support.payloads import event
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: A short backoff so retries happen within the test's time.
 FAST_RETRY = RetryPolicy(max_delay=0.2)
-
-
-def event(**extra: Any) -> Dict[str, Any]:
-    """A minimal valid structured event, as a tracker hands it to ``input``."""
-    payload: Dict[str, Any] = {
-        "e": "se",
-        "se_ca": "cat",
-        "se_ac": "act",
-        "p": "srv",
-        "eid": str(uuid.uuid4()),
-        "dtm": int(time.time() * 1000),
-        "tv": "py-test",
-        "tna": "ns",
-    }
-    payload.update(extra)
-    return payload
 
 
 def make_emitter(kind: str, endpoint: str, **kwargs: Any) -> Emitter:

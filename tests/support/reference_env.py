@@ -15,7 +15,7 @@ import sys
 import tempfile
 import venv
 from pathlib import Path
-from typing import Any
+from typing import Any, List
 
 REFERENCE_VERSION = "1.1.0"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +24,20 @@ CACHE_DIR = REPO_ROOT / ".cache" / f"reference-snowplow-tracker-{REFERENCE_VERSI
 
 def _python_in(env_dir: Path) -> Path:
     return env_dir / ("Scripts" if os.name == "nt" else "bin") / "python"
+
+
+def build_venv(env_dir: Path, requirements: List[str], timeout: float = 900) -> Path:
+    """Create a fresh virtual environment in ``env_dir`` with ``requirements``; its python."""
+    env_dir.parent.mkdir(parents=True, exist_ok=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
+    python = _python_in(env_dir)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         *requirements],
+        check=True,
+        timeout=timeout,
+    )  # fmt: skip
+    return python
 
 
 def _has_reference(python: Path) -> bool:
@@ -49,21 +63,7 @@ def reference_python() -> Path:
     python = _python_in(CACHE_DIR)
     if _has_reference(python):
         return python
-    CACHE_DIR.parent.mkdir(parents=True, exist_ok=True)
-    venv.EnvBuilder(with_pip=True, clear=True).create(CACHE_DIR)
-    subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            f"snowplow-tracker=={REFERENCE_VERSION}",
-        ],
-        check=True,
-        timeout=600,
-    )
+    build_venv(CACHE_DIR, [f"snowplow-tracker=={REFERENCE_VERSION}"], timeout=600)
     if not _has_reference(python):
         raise RuntimeError(f"could not install snowplow-tracker=={REFERENCE_VERSION}")
     return python
