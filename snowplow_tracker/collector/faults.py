@@ -13,7 +13,7 @@ import random
 import threading
 from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
-__all__ = ["DROP_MODES", "FaultDecision", "FaultPlan"]
+__all__ = ["DROP_MODES", "NO_FAULT", "FaultDecision", "FaultPlan"]
 
 #: ``close``: read the request, close without answering; ``reset``: same but with a TCP
 #: reset; ``partial``: send the start of a response, then reset.
@@ -34,6 +34,10 @@ class FaultDecision(NamedTuple):
     def active(self) -> bool:
         """True when the request is failed or dropped (not just delayed)."""
         return self.drop is not None or self.status is not None
+
+
+#: The decision for a request without any fault (shared, immutable).
+NO_FAULT = FaultDecision()
 
 
 class _Rule:
@@ -198,10 +202,12 @@ class FaultPlan:
         return None
 
     def decide(self) -> FaultDecision:
-        """Consume the rules for one incoming tracking request."""
+        """Consume the rules for one incoming tracking request (``NO_FAULT`` when none)."""
+        if not (self._delays or self._drops or self._failures):
+            return NO_FAULT  # nothing armed: no lock needed for the common case
         with self._lock:
             if not (self._delays or self._drops or self._failures):
-                return FaultDecision()
+                return NO_FAULT
             delay_rule = self._take(self._delays)
             delay = delay_rule.seconds if delay_rule is not None else 0.0
             drop_rule = self._take(self._drops)

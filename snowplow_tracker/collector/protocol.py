@@ -12,7 +12,7 @@ import binascii
 import datetime as _dt
 import json
 import re
-from typing import Any, Dict, FrozenSet, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
 from urllib.parse import parse_qsl
 
 __all__ = [
@@ -242,10 +242,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON")
 
 
+_STRICT_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def parse_json_text(text: str) -> Any:
     """Parse strict JSON (no NaN/Infinity); raise ``ValueError`` with a short reason."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _STRICT_JSON.decode(text)
     except RecursionError:
         raise ValueError("is nested too deeply") from None
     except ValueError as exc:
@@ -391,6 +394,8 @@ _ALLOWED_MEDIA_TYPE = "application/json"
 
 def check_content_type(content_type: Optional[str]) -> None:
     """Accept ``application/json`` with an optional ``charset=utf-8`` (any case)."""
+    if content_type in _ACCEPTED_CONTENT_TYPES:
+        return
     if content_type is None:
         raise ProtocolError("request has a body but no Content-Type (expected application/json)")
     parts = [part.strip() for part in content_type.split(";")]
@@ -403,6 +408,12 @@ def check_content_type(content_type: Optional[str]) -> None:
             f"Content-Type {short_repr(content_type)} is not allowed "
             "(expected application/json or application/json; charset=utf-8)"
         )
+    if len(_ACCEPTED_CONTENT_TYPES) < 64:
+        _ACCEPTED_CONTENT_TYPES.add(content_type)
+
+
+#: Content-Type values already accepted (bounded): every client sends the same one or two.
+_ACCEPTED_CONTENT_TYPES: Set[Optional[str]] = set()
 
 
 def parse_post_body(body: bytes, content_type: Optional[str]) -> Tuple[str, Any]:
@@ -437,4 +448,4 @@ def parse_post_body(body: bytes, content_type: Optional[str]) -> Tuple[str, Any]
         raise ProtocolError(
             f"body schema {key.uri} is not iglu:{SNOWPLOW_VENDOR}/payload_data/jsonschema/1-0-*"
         )
-    return key.uri, document["data"]
+    return document["schema"], document["data"]  # the URI parsed above, as received

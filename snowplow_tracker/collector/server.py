@@ -15,6 +15,7 @@ import logging
 import socket
 import threading
 from collections import Counter
+from operator import countOf
 from types import TracebackType
 from typing import (
     Any,
@@ -43,6 +44,7 @@ from .store import (
     VALIDATION_FAILED,
     CollectorStore,
     EventSummary,
+    RequestRecord,
     StoredEvent,
 )
 from .validation import COLLECTOR_NAME, EventValidator, RequestContext
@@ -270,10 +272,7 @@ class LocalCollector:
 
     def requests(self) -> List[Dict[str, Any]]:
         """Every tracking request: method, path, query, headers, body, status, fault, error."""
-        return [
-            {k: v for k, v in entry.items() if k not in ("timestamp_ms", "api")}
-            for entry in self._store.requests()
-        ]
+        return [entry.to_dict() for entry in self._store.requests()]
 
     @property
     def requests_received(self) -> int:
@@ -406,9 +405,14 @@ class LocalCollector:
             uri, data = parse_post_body(body, ctx.content_type)
         except ProtocolError as exc:
             return [], exc.errors, []
-        received = (
-            [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
-        )
+        if isinstance(data, list):
+            received = (
+                data
+                if countOf(map(type, data), dict) == len(data)
+                else [item for item in data if isinstance(item, dict)]
+            )
+        else:
+            received = []
         if self.validate:
             outcome = self.registry.validate(uri, data)
             if outcome.errors:
@@ -419,31 +423,56 @@ class LocalCollector:
         events = [{**item, **query} for item in received] if query else received
         return events, [], events
 
-    def _ingest(self, ctx: RequestContext, body: Optional[bytes], *, store: bool) -> None:
+    def _ingest(
+        self,
+        ctx: RequestContext,
+        body: Optional[bytes],
+        *,
+        store: bool,
+        entry: Optional[RequestRecord] = None,
+    ) -> None:
+        """Extract, check and store the events of one request (and log ``entry`` if given)."""
         events, problems, received = self._extract(ctx, body)
-        records: List[StoredEvent] = []
+        records: Optional[List[StoredEvent]] = None
         if problems:
-            records.append(
+            records = [
                 StoredEvent(good=False, params=None, ctx=ctx, errors=[EXTRACTION_FAILED, *problems])
-            )
+            ]
+            if body is not None:
+                ctx.body = body.decode("utf-8", "replace")
         elif self.validate:
             check = self.validator.check
+            records = []
+            append = records.append
+            all_good = True
             for params in events:
                 result = check(params)
-                errors = [VALIDATION_FAILED, *result.errors] if result.errors else None
-                records.append(
-                    StoredEvent(
-                        good=errors is None, params=params, ctx=ctx, check=result, errors=errors
+                if result.errors:
+                    all_good = False
+                    append(
+                        StoredEvent(
+                            good=False,
+                            params=params,
+                            ctx=ctx,
+                            check=result,
+                            errors=[VALIDATION_FAILED, *result.errors],
+                        )
                     )
-                )
-        else:
+                else:
+                    append(StoredEvent(good=True, params=params, ctx=ctx, check=result))
+            if body is not None and not all_good:
+                ctx.body = body.decode("utf-8", "replace")
+        elif store and self._listeners:
             records = StoredEvent.good_events(events, ctx, self.validator.describe)
-        if body is not None and (problems or (self.validate and any(not r.good for r in records))):
-            ctx.body = body.decode("utf-8", "replace")
-        self._store.record_received(received)
-        if store:
-            self._store.store(records)
+        if not store:
+            self._store.add_request(entry, received)
+        elif records is not None:
+            self._store.add_request(entry, received, records)
             self._notify(records)
+        else:  # validation off, no listener: the events become records when read
+            self._store.add_request(
+                entry, received, good_params=events, ctx=ctx, describe=self.validator.describe
+            )
 
     def _store_size_violation(
         self, ctx: RequestContext, request_line: str, size: int, limit: int
@@ -459,7 +488,7 @@ class LocalCollector:
                 json.dumps(row),
             ],
         )
-        self._store.store([record])
+        self._store.add_request(None, (), [record])
         self._notify([record])
 
     def _notify(self, records: List[StoredEvent]) -> None:

@@ -16,7 +16,6 @@ import random
 import socket
 import threading
 import time
-import uuid
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import (
@@ -33,10 +32,11 @@ from typing import (
 from urllib.parse import urlsplit
 
 from .._version import __version__
-from .faults import FaultDecision
+from .faults import NO_FAULT, FaultDecision
 from .micro_api import handle_micro
-from .protocol import ANONYMOUS_NUID, ProtocolError, decode_query, short_repr
-from .validation import RequestContext, utc_now_ms
+from .protocol import ANONYMOUS_NUID, TP2_PATH, ProtocolError, decode_query, short_repr
+from .store import RequestRecord
+from .validation import RequestContext
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import LocalCollector
@@ -47,14 +47,15 @@ logger = logging.getLogger("snowplow_tracker.collector.server")
 
 SERVER_VERSION = "snowplow-tracker-local-collector/" + __version__
 _TEXT = "text/plain; charset=utf-8"
-_ANONYMOUS_DROPPED_HEADERS = frozenset(("x-forwarded-for", "x-real-ip", "cookie"))
 _DRAIN_CAP = 64 * 1024 * 1024
 _MAX_REQUEST_LINE = 65536
 _MAX_HEAD = 256 * 1024
 _MAX_HEADERS = 100
+_READ_BUFFER = 128 * 1024  # bytes read from a connection at most at once
 _METHODS = frozenset(("GET", "HEAD", "POST", "OPTIONS", "PUT", "DELETE"))
 _LINGER_RESET = b"\x01\x00\x00\x00\x00\x00\x00\x00"
 _NO_CACHE = ("Cache-Control", "no-cache, no-store, must-revalidate")
+_TP2 = ("com.snowplowanalytics.snowplow", "tp2")
 
 # States of a connection.
 _HEAD, _BODY, _CHUNKED, _DRAIN, _WAIT, _CLOSED = range(6)
@@ -111,6 +112,14 @@ class Headers:
             first.setdefault(name.lower(), value)
         self._first = first
 
+    @classmethod
+    def from_parsed(cls, items: List[Tuple[str, str]], first: Dict[str, str]) -> Headers:
+        """Headers from pairs and the matching lower-case-name -> first-value dict."""
+        headers: Headers = object.__new__(cls)
+        headers._items = items
+        headers._first = first
+        return headers
+
     def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """The first value of header ``name`` (any case)."""
         return self._first.get(name.lower(), default)
@@ -146,8 +155,13 @@ class _Request:
         self.head = method == "HEAD"
 
 
-class _Connection(asyncio.Protocol):
-    """One client connection: incremental HTTP/1.1 parsing and the collector's routes."""
+class _Connection(asyncio.BufferedProtocol):
+    """One client connection: incremental HTTP/1.1 parsing and the collector's routes.
+
+    A buffered protocol: the transport reads into one buffer per connection, so that no
+    large receive buffer is allocated (and, being large, mapped and unmapped by the C
+    allocator) for every read.
+    """
 
     def __init__(self, server: AsyncHttpServer) -> None:
         self.server = server
@@ -160,7 +174,7 @@ class _Connection(asyncio.Protocol):
         self.pending_len = 0
         self.state = _HEAD
         self.request: Optional[_Request] = None
-        self.entry: Optional[Dict[str, Any]] = None
+        self.entry: Optional[RequestRecord] = None
         self.body_unread = False
         self.on_body: Optional[Callable[[bytes], None]] = None
         self.expected = 0  # body bytes (Content-Length) or bytes left to drain
@@ -169,7 +183,8 @@ class _Connection(asyncio.Protocol):
         self.delay_handle: Optional[asyncio.TimerHandle] = None
         self.paused = False
         self.eof = False
-        self.logged_entry: Optional[Dict[str, Any]] = None
+        self.logged_entry: Optional[RequestRecord] = None
+        self.read_view = memoryview(bytearray(_READ_BUFFER))
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -285,6 +300,12 @@ class _Connection(asyncio.Protocol):
 
     # -- parsing ----------------------------------------------------------------------------
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.read_view[:nbytes].tobytes())
+
     def data_received(self, data: bytes) -> None:
         if self.state == _CLOSED:
             return
@@ -311,7 +332,7 @@ class _Connection(asyncio.Protocol):
         while True:
             state = self.state
             if state == _HEAD:
-                if not self._parse_head():
+                if not self.buf or not self._parse_head():
                     return
             elif state == _BODY:
                 if len(self.buf) < self.expected:
@@ -379,7 +400,9 @@ class _Connection(asyncio.Protocol):
             self._close()
             return False
         version = "HTTP/0.9"
-        if len(words) >= 3:
+        if len(words) == 3 and words[2] == "HTTP/1.1":
+            version = "HTTP/1.1"
+        elif len(words) >= 3:
             version = words[-1]
             try:
                 if not version.startswith("HTTP/"):
@@ -399,18 +422,25 @@ class _Connection(asyncio.Protocol):
             return False
         method, target = words[0], words[1]
         items: List[Tuple[str, str]] = []
+        first: Dict[str, str] = {}
+        folded = False
         for line in lines[1:]:
             if line[:1] in (" ", "\t") and items:
                 name, value = items[-1]
                 items[-1] = (name, (value + " " + line.strip()).strip())
+                folded = True
                 continue
             name, sep, value = line.partition(":")
             if sep:
-                items.append((name.strip(), value.strip()))
+                name, value = name.strip(), value.strip()
+                items.append((name, value))
+                lowered = name.lower()
+                if lowered not in first:
+                    first[lowered] = value
         if len(items) > _MAX_HEADERS:
             self.send_error(431, "Too many headers")
             return False
-        headers = Headers(items)
+        headers = Headers(items) if folded else Headers.from_parsed(items, first)
         connection = (headers.get("Connection") or "").lower()
         keep_alive = version == "HTTP/1.1" or "keep-alive" in connection
         close = "close" in connection or not keep_alive
@@ -447,7 +477,7 @@ class _Connection(asyncio.Protocol):
 
     # -- bodies -----------------------------------------------------------------------------
 
-    def _read_body(self, entry: Optional[Dict[str, Any]], then: Callable[[bytes], None]) -> None:
+    def _read_body(self, entry: Optional[RequestRecord], then: Callable[[bytes], None]) -> None:
         """Read the request body, then call ``then(body)`` (maybe later, maybe never)."""
         request = self.request
         assert request is not None
@@ -537,8 +567,8 @@ class _Connection(asyncio.Protocol):
         entry = self.entry
         self.on_body = None
         if entry is not None:
-            entry["status"] = status
-            entry["error"] = reason
+            entry.status = status
+            entry.error = reason
             self._log(entry)
         self.entry = None
         if status is not None and self.state != _CLOSED:
@@ -554,8 +584,8 @@ class _Connection(asyncio.Protocol):
         self.on_body = None
         reason = f"request body of {size} bytes is over the limit of {limit} bytes"
         if entry is not None:
-            entry["status"] = 413
-            entry["error"] = reason
+            entry.status = 413
+            entry.error = reason
             self._log(entry)
             self.collector._store_size_violation(
                 self._context(entry), request.request_line, size, limit
@@ -588,6 +618,10 @@ class _Connection(asyncio.Protocol):
 
     def _dispatch(self, request: _Request, target: str) -> None:
         method = request.method
+        if target == TP2_PATH and method in ("POST", "GET", "HEAD"):
+            request.path = target
+            self._track(request, _TP2)
+            return
         if target.startswith(("http://", "https://")):
             parts = urlsplit(target)
             target = parts.path + ("?" + parts.query if parts.query else "")
@@ -648,65 +682,63 @@ class _Connection(asyncio.Protocol):
 
     # -- tracking requests ------------------------------------------------------------------
 
-    def _log(self, entry: Dict[str, Any]) -> None:
+    def _log(self, entry: RequestRecord) -> None:
         """Add the request to the collector's request log (once)."""
         if self.logged_entry is not entry:
             self.logged_entry = entry
             self.collector._store.record_request(entry)
 
-    def _context(self, entry: Dict[str, Any]) -> RequestContext:
+    def _context(self, entry: RequestRecord) -> RequestContext:
         collector = self.collector
         request = self.request
         assert request is not None
         headers = request.headers
-        anonymous = headers.get("SP-Anonymous") is not None
-        cookie = _cookie_value(headers.get_all("Cookie"), collector.cookie_name)
+        first = headers._first
+        anonymous = "sp-anonymous" in first
+        cookie = (
+            _cookie_value(headers.get_all("Cookie"), collector.cookie_name)
+            if "cookie" in first
+            else None
+        )
         if anonymous:
             nuid: str = ANONYMOUS_NUID
             ip: Optional[str] = "unknown"
         else:
-            query_nuid = _query_value(entry["query"], "nuid")
-            nuid = query_nuid or cookie or str(uuid.UUID(int=_random_bits(128), version=4))
-            forwarded = headers.get("X-Forwarded-For")
+            query = entry.query
+            query_nuid = _query_value(query, "nuid") if query else None
+            nuid = query_nuid or cookie or _new_uuid()
+            forwarded = first.get("x-forwarded-for")
             ip = forwarded.split(",")[0].strip() if forwarded else self.client[0]
-        header_lines = [
-            f"{name}: {value}"
-            for name, value in headers._items
-            if not (anonymous and name.lower() in _ANONYMOUS_DROPPED_HEADERS)
-        ]
-        host = headers.get("Host")
-        content_type = headers.get("Content-Type") if entry["method"] == "POST" else None
-        return RequestContext(
-            timestamp_ms=entry["timestamp_ms"],
-            api_vendor=entry["api"][0],
-            api_version=entry["api"][1],
-            query=entry["query"],
-            content_type=content_type.strip().lower() if content_type else None,
-            headers=header_lines,
-            ip_address=ip,
-            useragent=headers.get("User-Agent"),
-            referer=headers.get("Referer"),
-            hostname=host.rsplit(":", 1)[0] if host and not host.endswith("]") else host,
-            network_userid=nuid,
-            anonymous=anonymous,
+        host = first.get("host")
+        content_type = first.get("content-type") if entry.method == "POST" else None
+        if content_type is not None:
+            content_type = content_type.strip().lower()
+        api = entry.api
+        return RequestContext.from_header_items(
+            entry.timestamp_ms,
+            api[0],
+            api[1],
+            entry.query,
+            content_type,
+            entry.header_items,
+            ip,
+            first.get("user-agent"),
+            first.get("referer"),
+            host.rsplit(":", 1)[0] if host and not host.endswith("]") else host,
+            nuid,
+            anonymous,
         )
 
     def _track(self, request: _Request, api: Tuple[str, str]) -> None:
-        now = time.time()
-        entry: Dict[str, Any] = {
-            "method": request.method,
-            "path": request.path,
-            "query": request.query,
-            "headers": dict(request.headers._items),
-            "body": None,
-            "status": None,
-            "fault": None,
-            "error": None,
-            "timestamp": now,
-            "timestamp_ms": utc_now_ms(),
-            "client": self.client[0],
-            "api": api,
-        }
+        entry = RequestRecord(
+            request.method,
+            request.path,
+            request.query,
+            request.headers._items,
+            time.time(),
+            self.client[0],
+            api,
+        )
         decision = self.collector._faults.decide()
         if request.method == "POST":
             self._read_body(entry, lambda body: self._tracked(request, entry, decision, body))
@@ -716,18 +748,26 @@ class _Connection(asyncio.Protocol):
     def _tracked(
         self,
         request: _Request,
-        entry: Dict[str, Any],
+        entry: RequestRecord,
         decision: FaultDecision,
         body: Optional[bytes],
     ) -> None:
-        entry["body"] = body
+        entry.body = body
         ctx = self._context(entry)
+        if decision is NO_FAULT:
+            # The common case: log, ingest and store under one lock, answer at once.
+            self.delay_handle = None
+            if self.server.stopping:
+                return
+            self.logged_entry = entry
+            entry.status = 200
+            self.collector._ingest(ctx, body, store=True, entry=entry)
+            self._answer_ok(request, ctx)
+            return
         if decision.delay > 0:
-            entry["fault"] = "delay"
+            entry.fault = "delay"
         if decision.active:
-            entry["fault"] = (
-                f"drop:{decision.drop}" if decision.drop else f"status:{decision.status}"
-            )
+            entry.fault = f"drop:{decision.drop}" if decision.drop else f"status:{decision.status}"
         self._log(entry)
         if decision.delay > 0:
             self.delay_handle = self.loop.call_later(
@@ -739,7 +779,7 @@ class _Connection(asyncio.Protocol):
     def _after_delay(
         self,
         request: _Request,
-        entry: Dict[str, Any],
+        entry: RequestRecord,
         decision: FaultDecision,
         ctx: RequestContext,
         body: Optional[bytes],
@@ -751,7 +791,7 @@ class _Connection(asyncio.Protocol):
     def _respond_tracked(
         self,
         request: _Request,
-        entry: Dict[str, Any],
+        entry: RequestRecord,
         decision: FaultDecision,
         ctx: RequestContext,
         body: Optional[bytes],
@@ -761,20 +801,47 @@ class _Connection(asyncio.Protocol):
             return
         collector = self.collector
         if decision.drop is None:
-            entry["status"] = decision.status or 200
+            entry.status = decision.status or 200
         collector._ingest(ctx, body, store=decision.store if decision.active else True)
         if decision.drop is not None:
             self._drop(decision.drop)
             return
-        method = request.method
         if decision.status is not None:
             payload = decision.body or f"injected failure {decision.status}\n".encode()
             self._answer(
                 int(decision.status or 500), payload, headers=[*self._cors(), *decision.headers]
             )
             return
+        self._answer_ok(request, ctx)
+
+    def _answer_ok(self, request: _Request, ctx: RequestContext) -> None:
+        """The 200 answer of a tracking request: ``ok`` for POST, the pixel otherwise."""
+        name = self.collector.cookie_name
+        if (
+            request.method == "POST"
+            and name is not None
+            and not ctx.anonymous
+            and not request.close
+            and not self.body_unread
+        ):
+            # The common answer, in one piece (same bytes as ``respond`` would write).
+            origin = request.headers._first.get("origin")
+            self._write(
+                (
+                    f"HTTP/1.1 200 OK\r\nServer: {SERVER_VERSION}\r\nDate: {_http_date()}\r\n"
+                    f"Content-Type: {_TEXT}\r\nContent-Length: 2\r\n"
+                    f"Access-Control-Allow-Origin: {origin or '*'}\r\n"
+                    "Access-Control-Allow-Credentials: true\r\n"
+                    f"Set-Cookie: {name}={ctx.network_userid}; Expires={_cookie_expiry()}; "
+                    "Path=/; SameSite=None; Secure; HttpOnly\r\n\r\nok"
+                ).encode("latin-1", "replace")
+            )
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s - %r 200 2", self.client[0], request.request_line)
+            self._finish()
+            return
         headers = [*self._cors(), *self._cookie_headers(ctx)]
-        if method == "POST":
+        if request.method == "POST":
             self._answer(200, b"ok", headers=headers)
         else:
             headers.append(_NO_CACHE)
@@ -814,6 +881,17 @@ class _Connection(asyncio.Protocol):
             pass
         self.state = _CLOSED
         transport.abort()
+
+
+def _new_uuid() -> str:
+    """A random (version 4) UUID string, without a system call."""
+    value = (_random_bits(128) & _UUID_CLEAR) | _UUID_SET
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 def _cookie_value(cookie_headers: Sequence[str], name: Optional[str]) -> Optional[str]:

@@ -3,6 +3,10 @@
 Good and bad events are kept in arrival order with one cap on their total number (the oldest
 event is dropped first and counted). The raw log (event ids, parameter dicts, HTTP requests)
 is bounded too. All methods are thread-safe.
+
+What a request brings is stored per request (one lock acquisition per request); good events
+stored without validation are kept as their parameter dicts and become ``StoredEvent``
+records only when read.
 """
 
 from __future__ import annotations
@@ -10,14 +14,27 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Mapping, NamedTuple, Optional, Sequence
+from operator import countOf, methodcaller
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 from .validation import EventCheck, RequestContext, render_event
 
-__all__ = ["CollectorStore", "EventSummary", "StoredEvent"]
+__all__ = ["CollectorStore", "EventSummary", "RequestRecord", "StoredEvent"]
 
 EXTRACTION_FAILED = "Error while extracting event(s) from collector payload and validating it/them."
 VALIDATION_FAILED = "Error while validating the event."
+_get_eid = methodcaller("get", "eid")
 #: Longest request body kept in a bad row's ``collectorPayload`` (characters).
 MAX_STORED_BODY_CHARS = 65536
 
@@ -37,7 +54,7 @@ class EventSummary(NamedTuple):
 class StoredEvent:
     """One good event or bad row, rendered to Micro's JSON shape on demand."""
 
-    __slots__ = ("_check", "_describe", "ctx", "errors", "good", "params", "seq")
+    __slots__ = ("_check", "_describe", "ctx", "errors", "good", "params")
 
     def __init__(
         self,
@@ -49,7 +66,6 @@ class StoredEvent:
         errors: Optional[List[str]] = None,
         describe: Optional[Callable[[Mapping[str, Any]], EventCheck]] = None,
     ) -> None:
-        self.seq = 0
         self.good = good
         self.params = params
         self.ctx = ctx
@@ -70,7 +86,6 @@ class StoredEvent:
         append = records.append
         for params in events:
             record: StoredEvent = new(cls)
-            record.seq = 0
             record.good = True
             record.params = params
             record.ctx = ctx
@@ -149,8 +164,107 @@ class StoredEvent:
         }
 
 
+class RequestRecord:
+    """One logged tracking request; ``to_dict()`` gives the public ``requests()`` item.
+
+    Kept as a small object (not a dict) because one is made for every request: the header
+    dict and the public shape are built only when somebody reads the log.
+    """
+
+    __slots__ = (
+        "api",
+        "body",
+        "client",
+        "error",
+        "fault",
+        "header_items",
+        "method",
+        "path",
+        "query",
+        "status",
+        "timestamp",
+        "timestamp_ms",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        header_items: List[Tuple[str, str]],
+        timestamp: float,
+        client: str,
+        api: Tuple[str, str],
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.header_items = header_items
+        self.body: Optional[bytes] = None
+        self.status: Optional[int] = None
+        self.fault: Optional[str] = None
+        self.error: Optional[str] = None
+        self.timestamp = timestamp
+        self.timestamp_ms = int(timestamp * 1000)
+        self.client = client
+        self.api = api
+
+    def to_dict(self) -> Dict[str, Any]:
+        """``method``, ``path``, ``query``, ``headers``, ``body``, ``status``, ``fault``,
+        ``error``, ``timestamp`` and ``client`` of the request."""
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": dict(self.header_items),
+            "body": self.body,
+            "status": self.status,
+            "fault": self.fault,
+            "error": self.error,
+            "timestamp": self.timestamp,
+            "client": self.client,
+        }
+
+
+class _Chunk:
+    """The stored events of one request, in arrival order.
+
+    ``items`` holds ``StoredEvent`` records, or (``lazy``) the parameter dicts of good
+    events stored without validation, turned into records only when somebody reads them.
+    ``start`` is the index of the oldest item still stored (older ones were evicted).
+    """
+
+    __slots__ = ("ctx", "describe", "items", "lazy", "start")
+
+    def __init__(
+        self,
+        items: List[Any],
+        ctx: Optional[RequestContext] = None,
+        describe: Optional[Callable[[Mapping[str, Any]], EventCheck]] = None,
+    ) -> None:
+        self.items = items
+        self.ctx = ctx
+        self.describe = describe
+        self.lazy = describe is not None
+        self.start = 0
+
+    def records(self) -> List[StoredEvent]:
+        """The stored records (made now for a lazy chunk, then kept)."""
+        if self.lazy:
+            assert self.ctx is not None and self.describe is not None
+            self.items = StoredEvent.good_events(self.items, self.ctx, self.describe)
+            self.lazy = False
+        items: List[StoredEvent] = self.items
+        return items[self.start :] if self.start else items
+
+
 class CollectorStore:
-    """Thread-safe bounded storage plus counters; ``wait_until`` blocks on new arrivals."""
+    """Thread-safe bounded storage plus counters; ``wait_until`` blocks on new arrivals.
+
+    Everything one request brings (its log entry, the events received, the events stored)
+    is added under one lock acquisition with ``add_request``, and kept per request; the
+    per-event views (``good()``, ``event_ids()``, ...) are built when they are read.
+    """
 
     def __init__(
         self,
@@ -164,77 +278,144 @@ class CollectorStore:
         self.max_requests = max_requests
         self.max_request_bytes = max_request_bytes
         self._cond = threading.Condition()
-        self._good: Deque[StoredEvent] = deque()
-        self._bad: Deque[StoredEvent] = deque()
-        self._event_ids: Deque[str] = deque(maxlen=max_events)
-        self._payloads: Deque[Dict[str, Any]] = deque(maxlen=max_events)
-        self._requests: Deque[Dict[str, Any]] = deque()
+        self._waiting = 0
+        self._chunks: Deque[_Chunk] = deque()
+        self._stored = 0  # events in ``_chunks``
+        self._stored_good = 0
+        # One (events, number of ids) pair per request:
+        self._received: Deque[Tuple[Sequence[Mapping[str, Any]], int]] = deque()
+        self._received_kept = 0  # events in ``_received``
+        self._ids_kept = 0  # event ids in ``_received``
+        self._requests: Deque[RequestRecord] = deque()
         self._request_bytes = 0
-        self._seq = 0
         self.requests_received = 0
         self.events_received = 0
         self.events_dropped = 0
         self.good_received = 0
         self.bad_received = 0
 
+    # -- writing (call with the lock held) --------------------------------------------------
+
+    def _log_request(self, entry: RequestRecord) -> None:
+        body = entry.body
+        self.requests_received += 1
+        requests = self._requests
+        requests.append(entry)
+        if body:
+            self._request_bytes += len(body)
+        if len(requests) > self.max_requests or self._request_bytes > self.max_request_bytes:
+            while len(requests) > 1 and (
+                len(requests) > self.max_requests or self._request_bytes > self.max_request_bytes
+            ):
+                old = requests.popleft().body
+                if old:
+                    self._request_bytes -= len(old)
+
+    def _log_received(self, events: Sequence[Mapping[str, Any]]) -> None:
+        count = len(events)
+        if not count:
+            return
+        ids = countOf(map(type, map(_get_eid, events)), str)
+        self.events_received += count
+        received = self._received
+        received.append((events, ids))
+        self._received_kept += count
+        self._ids_kept += ids
+        # Keep the requests that hold the last ``max_events`` events and the last
+        # ``max_events`` ids (events without an id do not count for the latter).
+        limit = self.max_events
+        while len(received) > 1:
+            old, old_ids = received[0]
+            if self._received_kept - len(old) < limit or self._ids_kept - old_ids < limit:
+                break
+            received.popleft()
+            self._received_kept -= len(old)
+            self._ids_kept -= old_ids
+
+    def _store(self, chunk: _Chunk, count: int, good: int) -> None:
+        self._chunks.append(chunk)
+        self._stored += count
+        self._stored_good += good
+        self.good_received += good
+        self.bad_received += count - good
+        if self._stored > self.max_events:
+            self._evict()
+
+    def _evict(self) -> None:
+        chunks = self._chunks
+        excess = self._stored - self.max_events
+        while excess > 0:
+            chunk = chunks[0]
+            left = len(chunk.items) - chunk.start
+            take = min(left, excess)
+            if chunk.lazy:
+                good = take
+            else:
+                good = sum(1 for r in chunk.items[chunk.start : chunk.start + take] if r.good)
+            chunk.start += take
+            if take == left:
+                chunks.popleft()
+            excess -= take
+            self._stored -= take
+            self._stored_good -= good
+            self.events_dropped += take
+
+    def _wake(self) -> None:
+        if self._waiting:
+            self._cond.notify_all()
+
     # -- writing ----------------------------------------------------------------------------
 
-    def record_request(self, entry: Dict[str, Any]) -> None:
-        """Append a request to the bounded request log and count it."""
-        body = entry.get("body")
-        size = len(body) if isinstance(body, (bytes, bytearray)) else 0
+    def add_request(
+        self,
+        entry: Optional[RequestRecord],
+        received: Sequence[Mapping[str, Any]],
+        events: Optional[List[StoredEvent]] = None,
+        *,
+        good_params: Optional[Sequence[Mapping[str, Any]]] = None,
+        ctx: Optional[RequestContext] = None,
+        describe: Optional[Callable[[Mapping[str, Any]], EventCheck]] = None,
+    ) -> None:
+        """Everything one request brings, under one lock: its log entry (unless ``None``,
+        i.e. already logged), the events received, and the events to store: ``events``
+        (records), or ``good_params`` (good events stored without validation, made into
+        records with ``ctx`` and ``describe`` when read)."""
         with self._cond:
-            self.requests_received += 1
-            self._requests.append(entry)
-            self._request_bytes += size
-            while len(self._requests) > 1 and (
-                len(self._requests) > self.max_requests
-                or self._request_bytes > self.max_request_bytes
-            ):
-                old = self._requests.popleft().get("body")
-                self._request_bytes -= len(old) if isinstance(old, (bytes, bytearray)) else 0
-            self._cond.notify_all()
+            if entry is not None:
+                self._log_request(entry)
+            if received:
+                self._log_received(received)
+            if events:
+                good = sum(1 for event in events if event.good)
+                self._store(_Chunk(events), len(events), good)
+            elif good_params:
+                count = len(good_params)
+                self._store(_Chunk(list(good_params), ctx, describe), count, count)
+            self._wake()
+
+    def record_request(self, entry: RequestRecord) -> None:
+        """Append a request to the bounded request log and count it."""
+        with self._cond:
+            self._log_request(entry)
+            self._wake()
 
     def record_received(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Count received events (duplicates included) and log their ids and parameters."""
-        # The parameter dicts are kept as they are (nothing mutates them; ``payloads()``
-        # returns copies), and ids are collected before taking the lock.
-        ids = [eid for eid in (params.get("eid") for params in events) if isinstance(eid, str)]
         with self._cond:
-            self.events_received += len(events)
-            self._payloads.extend(events)  # type: ignore[arg-type]
-            self._event_ids.extend(ids)
+            self._log_received(events)
 
     def store(self, events: List[StoredEvent]) -> None:
         """Store good events and bad rows, dropping the oldest when over the cap."""
-        if not events:
-            return
-        with self._cond:
-            for event in events:
-                self._seq += 1
-                event.seq = self._seq
-                if event.good:
-                    self._good.append(event)
-                    self.good_received += 1
-                else:
-                    self._bad.append(event)
-                    self.bad_received += 1
-            good, bad = self._good, self._bad
-            while len(good) + len(bad) > self.max_events:
-                if bad and (not good or bad[0].seq < good[0].seq):
-                    bad.popleft()
-                else:
-                    good.popleft()
-                self.events_dropped += 1
-            self._cond.notify_all()
+        if events:
+            self.add_request(None, (), events)
 
     def reset(self) -> None:
         """Forget every event, request and counter."""
         with self._cond:
-            self._good.clear()
-            self._bad.clear()
-            self._event_ids.clear()
-            self._payloads.clear()
+            self._chunks.clear()
+            self._stored = self._stored_good = 0
+            self._received.clear()
+            self._received_kept = self._ids_kept = 0
             self._requests.clear()
             self._request_bytes = 0
             self.requests_received = self.events_received = self.events_dropped = 0
@@ -243,36 +424,55 @@ class CollectorStore:
 
     # -- reading ----------------------------------------------------------------------------
 
+    def _records(self) -> List[StoredEvent]:
+        records: List[StoredEvent] = []
+        for chunk in self._chunks:
+            records.extend(chunk.records())
+        return records
+
     def good(self) -> List[StoredEvent]:
         """Stored good events, oldest first."""
         with self._cond:
-            return list(self._good)
+            return [record for record in self._records() if record.good]
 
     def bad(self) -> List[StoredEvent]:
         """Stored bad rows, oldest first."""
         with self._cond:
-            return list(self._bad)
+            if self._stored_good == self._stored:
+                return []
+            return [record for record in self._records() if not record.good]
 
     def counts(self) -> Dict[str, int]:
         """``{"total", "good", "bad"}`` of what is stored now."""
         with self._cond:
-            good, bad = len(self._good), len(self._bad)
-        return {"total": good + bad, "good": good, "bad": bad}
+            total, good = self._stored, self._stored_good
+        return {"total": total, "good": good, "bad": total - good}
 
     def event_ids(self) -> List[str]:
-        """Every ``eid`` received, duplicates included, oldest first."""
+        """Every ``eid`` received (the last ``max_events``), duplicates included, oldest first."""
         with self._cond:
-            return list(self._event_ids)
+            chunks = list(self._received)
+        ids = [
+            eid
+            for events, _ in chunks
+            for eid in (params.get("eid") for params in events)
+            if isinstance(eid, str)
+        ]
+        skip = len(ids) - self.max_events
+        return ids[skip:] if skip > 0 else ids
 
     def payloads(self) -> List[Dict[str, Any]]:
-        """The parameter dict of every event received, oldest first."""
+        """The parameter dict of every event received (the last ``max_events``), oldest first."""
         with self._cond:
-            return [dict(p) for p in self._payloads]
+            chunks = list(self._received)
+        events = [params for chunk, _ in chunks for params in chunk]
+        skip = len(events) - self.max_events
+        return [dict(params) for params in (events[skip:] if skip > 0 else events)]
 
-    def requests(self) -> List[Dict[str, Any]]:
+    def requests(self) -> List[RequestRecord]:
         """The logged tracking requests, oldest first."""
         with self._cond:
-            return [dict(r) for r in self._requests]
+            return list(self._requests)
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Block until ``predicate()`` (evaluated under the lock) is true or ``timeout`` passes."""
@@ -282,5 +482,9 @@ class CollectorStore:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._cond.wait(remaining)
+                self._waiting += 1
+                try:
+                    self._cond.wait(remaining)
+                finally:
+                    self._waiting -= 1
             return True

@@ -45,6 +45,7 @@ __all__ = [
 COLLECTOR_NAME = "snowplow_tracker.collector"
 
 _EVENT_CODES = ", ".join(EVENT_TYPES)
+_ANONYMOUS_DROPPED_HEADERS = frozenset(("x-forwarded-for", "x-real-ip", "cookie"))
 _PLATFORM_CODES = ", ".join(sorted(PLATFORMS))
 
 
@@ -52,12 +53,13 @@ class RequestContext:
     """What the collector saw of one HTTP request; shared by all events of that request."""
 
     __slots__ = (
+        "_header_items",
+        "_headers",
         "anonymous",
         "api_vendor",
         "api_version",
         "body",
         "content_type",
-        "headers",
         "hostname",
         "ip_address",
         "network_userid",
@@ -90,13 +92,69 @@ class RequestContext:
         self.query = query
         self.content_type = content_type
         self.body = body
-        self.headers = list(headers)
+        self._headers: Optional[List[str]] = list(headers)
+        self._header_items: Optional[Sequence[Tuple[str, str]]] = None
         self.ip_address = ip_address
         self.useragent = useragent
         self.referer = referer
         self.hostname = hostname
         self.network_userid = network_userid
         self.anonymous = anonymous
+
+    @classmethod
+    def from_header_items(
+        cls,
+        timestamp_ms: int,
+        api_vendor: str,
+        api_version: str,
+        query: str,
+        content_type: Optional[str],
+        header_items: Sequence[Tuple[str, str]],
+        ip_address: Optional[str],
+        useragent: Optional[str],
+        referer: Optional[str],
+        hostname: Optional[str],
+        network_userid: Optional[str],
+        anonymous: bool,
+    ) -> RequestContext:
+        """A context whose ``headers`` lines are made from ``(name, value)`` pairs when read.
+
+        For anonymous requests, ``Cookie``, ``X-Forwarded-For`` and ``X-Real-Ip`` are left
+        out of the lines.
+        """
+        ctx: RequestContext = object.__new__(cls)
+        ctx.timestamp_ms = timestamp_ms
+        ctx.api_vendor = api_vendor
+        ctx.api_version = api_version
+        ctx.query = query
+        ctx.content_type = content_type
+        ctx.body = None
+        ctx._headers = None
+        ctx._header_items = header_items
+        ctx.ip_address = ip_address
+        ctx.useragent = useragent
+        ctx.referer = referer
+        ctx.hostname = hostname
+        ctx.network_userid = network_userid
+        ctx.anonymous = anonymous
+        return ctx
+
+    @property
+    def headers(self) -> List[str]:
+        """The request's header lines (``"Name: value"``), in arrival order."""
+        lines = self._headers
+        if lines is None:
+            anonymous = self.anonymous
+            lines = self._headers = [
+                f"{name}: {value}"
+                for name, value in self._header_items or ()
+                if not (anonymous and name.lower() in _ANONYMOUS_DROPPED_HEADERS)
+            ]
+        return lines
+
+    @headers.setter
+    def headers(self, lines: Sequence[str]) -> None:
+        self._headers = list(lines)
 
     @property
     def timestamp_iso(self) -> str:
