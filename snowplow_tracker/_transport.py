@@ -1,12 +1,16 @@
-"""A lean keep-alive HTTP transport for the emitters' default path.
+"""A lean keep-alive HTTP/1.1 client for the emitters' default path.
 
-``requests`` spends most of an emitter's client CPU per request (about five times what the
-standard library's ``http.client`` needs here), mostly re-reading proxy, ``.netrc`` and CA
-settings from the environment on every call. When the caller gave no ``session`` and has not
-patched ``requests.post``/``requests.get``, emitters send through :class:`Transport`
-instead: one persistent connection per sending thread, the same headers ``requests`` sends
-(so collectors see the same ``User-Agent``), the same query encoding for GET, and the same
-CA bundle (``certifi``'s, or ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``). Errors are raised as
+``requests`` spends most of an emitter's client CPU per request, mostly re-reading proxy,
+``.netrc`` and CA settings from the environment on every call, and even the standard
+library's ``http.client`` costs several times what a request needs (it writes headers and
+body in two writes and parses response headers with the ``email`` package). When the caller
+gave no ``session`` and has not patched ``requests.post``/``requests.get``, emitters send
+through :class:`Transport` instead: one persistent socket per sending thread
+(``TCP_NODELAY``), each request written with one ``sendall``, and a minimal response parser
+(status line, headers, a body framed by ``Content-Length``, chunked, or the end of the
+connection). It sends the headers ``requests`` sends (so collectors see the same
+``User-Agent``), encodes GET queries the same way, and verifies HTTPS against the same CA
+bundle (``certifi``'s, or ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``). Errors are raised as
 ``requests`` exceptions, so ``http_post``/``http_get`` keep their contract.
 
 It is not used when the environment configures a proxy for the collector or ``.netrc``
@@ -15,7 +19,6 @@ credentials for its host: those cases keep going through ``requests``.
 
 from __future__ import annotations
 
-import http.client
 import os
 import select
 import socket
@@ -36,6 +39,22 @@ _BASE_HEADERS = {
     "Accept": "*/*",
     "Connection": "keep-alive",
 }
+_MAX_HEAD = 64 * 1024  # bytes of status line and headers we accept in a response
+_RECV = 65536
+_NO_BODY_CODES = frozenset({204, 304})
+
+
+class ResponseHeaders(Dict[str, str]):
+    """Response headers, looked up without regard to case (keys are stored lower-case)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict.get(self, key.lower(), default)
+
+    def __getitem__(self, key: str) -> str:
+        return dict.__getitem__(self, key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and dict.__contains__(self, key.lower())
 
 
 class TransportResponse:
@@ -43,9 +62,29 @@ class TransportResponse:
 
     __slots__ = ("headers", "status_code")
 
-    def __init__(self, status_code: int, headers: http.client.HTTPMessage) -> None:
+    def __init__(self, status_code: int, headers: ResponseHeaders) -> None:
         self.status_code = status_code
         self.headers = headers
+
+
+class _ProtocolError(Exception):
+    """The server's answer is not HTTP/1.x we can read."""
+
+
+class _Connection:
+    """One keep-alive socket and the bytes read past the last response."""
+
+    __slots__ = ("__weakref__", "buffer", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 def usable_for(url: str) -> bool:
@@ -84,23 +123,30 @@ class Transport:
         self._host = parts.hostname or ""
         self._port = parts.port or (443 if self._https else 80)
         self._path = parts.path or "/"
-        self._netloc = parts.netloc
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        default_port = 443 if self._https else 80
+        host_header = host if self._port == default_port else f"{host}:{self._port}"
+        common = "".join(f"{name}: {value}\r\n" for name, value in _BASE_HEADERS.items())
+        self._head_suffix = f" HTTP/1.1\r\nHost: {host_header}\r\n{common}"
         self._local = threading.local()
         self._ssl_context: Optional[ssl.SSLContext] = None
         self._lock = threading.Lock()
         # Weak, so a connection goes away with the thread that used it.
-        self._connections: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
 
     def post(self, data: str, headers: Mapping[str, str], timeout: Timeout) -> TransportResponse:
         """POST ``data`` to the collector URL."""
         body = data.encode("utf-8")
-        return self._request("POST", self._path, body, headers, timeout)
+        extra = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+        head = f"POST {self._path}{self._head_suffix}{extra}Content-Length: {len(body)}\r\n\r\n"
+        return self._request(head.encode("latin-1") + body, timeout)
 
     def get(self, params: Mapping[str, Any], timeout: Timeout) -> TransportResponse:
         """GET the collector URL with ``params`` as the query string."""
         query = encode_query(params)
         target = f"{self._path}?{query}" if query else self._path
-        return self._request("GET", target, None, {}, timeout)
+        head = f"GET {target}{self._head_suffix}\r\n"
+        return self._request(head.encode("latin-1"), timeout)
 
     def close(self) -> None:
         """Close every connection this transport opened."""
@@ -108,73 +154,172 @@ class Transport:
             connections = list(self._connections)
             self._connections.clear()
         for connection in connections:
-            try:
-                connection.close()
-            except Exception:
-                pass
+            connection.close()
 
-    def _request(
-        self,
-        method: str,
-        target: str,
-        body: Optional[bytes],
-        headers: Mapping[str, str],
-        timeout: Timeout,
-    ) -> TransportResponse:
-        connect_timeout, read_timeout = _split_timeout(timeout)
-        all_headers: Dict[str, str] = dict(_BASE_HEADERS)
-        all_headers.update(headers)
-        if body is not None:
-            all_headers["Content-Length"] = str(len(body))
+    # ------------------------------------------------------------------ request
+
+    def _request(self, message: bytes, timeout: Timeout) -> TransportResponse:
+        connect_timeout, read_timeout = (
+            timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        )
         connection = self._connection(connect_timeout)
         try:
-            if connection.sock is None:
-                connection.connect()
-            assert connection.sock is not None
             connection.sock.settimeout(read_timeout)
-            connection.request(method, target, body=body, headers=all_headers)
-            response = connection.getresponse()
-            response.read()
+            connection.sock.sendall(message)
+            response = self._read_response(connection)
         except socket.timeout as error:
             self._discard(connection)
-            raise requests.Timeout(str(error)) from error
-        except (OSError, http.client.HTTPException) as error:
+            raise requests.exceptions.ReadTimeout(str(error) or "read timed out") from error
+        except ssl.SSLError as error:
             self._discard(connection)
-            raise requests.ConnectionError(str(error)) from error
-        if response.will_close:
+            raise requests.exceptions.SSLError(str(error)) from error
+        except (OSError, _ProtocolError) as error:
             self._discard(connection)
-        return TransportResponse(response.status, response.headers)
+            raise requests.ConnectionError(str(error) or type(error).__name__) from error
+        status, headers, keep_alive = response
+        if not keep_alive:
+            self._discard(connection)
+        return TransportResponse(status, headers)
 
-    def _connection(self, connect_timeout: Optional[float]) -> http.client.HTTPConnection:
-        connection: Optional[http.client.HTTPConnection] = getattr(self._local, "connection", None)
-        if (
-            connection is not None
-            and connection.sock is not None
-            and _closed_by_peer(connection.sock)
-        ):
+    def _read_response(self, connection: _Connection) -> Tuple[int, ResponseHeaders, bool]:
+        """Read one response (skipping 1xx); return its status, headers and keep-alive."""
+        sock = connection.sock
+        data = connection.buffer
+        connection.buffer = b""
+        while True:
+            end = data.find(b"\r\n\r\n")
+            while end < 0:
+                if len(data) > _MAX_HEAD:
+                    raise _ProtocolError("response headers too long")
+                chunk = sock.recv(_RECV)
+                if not chunk:
+                    raise _ProtocolError("connection closed before a complete response")
+                data += chunk
+                end = data.find(b"\r\n\r\n")
+            head = data[:end].decode("latin-1")
+            data = data[end + 4 :]
+            lines = head.split("\r\n")
+            version, _, rest = lines[0].partition(" ")
+            if not version.startswith("HTTP/1."):
+                raise _ProtocolError("not an HTTP/1.x response")
+            try:
+                status = int(rest[:3])
+            except ValueError:
+                raise _ProtocolError("bad status line") from None
+            headers = ResponseHeaders()
+            for line in lines[1:]:
+                name, sep, value = line.partition(":")
+                if sep:
+                    key = name.strip().lower()
+                    value = value.strip()
+                    if key in headers:
+                        value = dict.__getitem__(headers, key) + ", " + value
+                    dict.__setitem__(headers, key, value)
+            if 100 <= status < 200:
+                continue  # an interim answer (100 Continue): the real one follows
+            break
+        connection_header = dict.get(headers, "connection", "").lower()
+        if version == "HTTP/1.0":
+            keep_alive = "keep-alive" in connection_header
+        else:
+            keep_alive = "close" not in connection_header
+        if status in _NO_BODY_CODES:
+            connection.buffer = data
+            return status, headers, keep_alive
+        if "chunked" in dict.get(headers, "transfer-encoding", "").lower():
+            connection.buffer = self._skip_chunked(sock, data)
+            return status, headers, keep_alive
+        length_text = dict.get(headers, "content-length")
+        if length_text is None:
+            while sock.recv(_RECV):  # framed by the end of the connection
+                pass
+            return status, headers, False
+        try:
+            length = int(length_text.split(",")[0])
+        except ValueError:
+            raise _ProtocolError("bad Content-Length") from None
+        while len(data) < length:
+            chunk = sock.recv(max(_RECV, length - len(data)))
+            if not chunk:
+                raise _ProtocolError("connection closed inside the response body")
+            data += chunk
+        connection.buffer = data[length:]
+        return status, headers, keep_alive
+
+    @staticmethod
+    def _skip_chunked(sock: socket.socket, data: bytes) -> bytes:
+        """Read past a chunked body; return the bytes after it."""
+
+        def more(buffer: bytes) -> bytes:
+            chunk = sock.recv(_RECV)
+            if not chunk:
+                raise _ProtocolError("connection closed inside a chunked body")
+            return buffer + chunk
+
+        while True:
+            end = data.find(b"\r\n")
+            while end < 0:
+                data = more(data)
+                end = data.find(b"\r\n")
+            size_text = data[:end].split(b";")[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise _ProtocolError("bad chunk size") from None
+            data = data[end + 2 :]
+            if size == 0:
+                while True:  # trailers, up to the empty line
+                    end = data.find(b"\r\n")
+                    while end < 0:
+                        data = more(data)
+                        end = data.find(b"\r\n")
+                    line, data = data[:end], data[end + 2 :]
+                    if not line:
+                        return data
+            while len(data) < size + 2:
+                data = more(data)
+            data = data[size + 2 :]
+
+    # ------------------------------------------------------------------ connections
+
+    def _connection(self, connect_timeout: Optional[float]) -> _Connection:
+        connection: Optional[_Connection] = getattr(self._local, "connection", None)
+        if connection is not None and (connection.buffer or _closed_by_peer(connection.sock)):
             self._discard(connection)
             connection = None
         if connection is None:
-            if self._https:
-                connection = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=connect_timeout, context=self._context()
-                )
-            else:
-                connection = http.client.HTTPConnection(
-                    self._host, self._port, timeout=connect_timeout
-                )
+            connection = _Connection(self._connect(connect_timeout))
             self._local.connection = connection
             with self._lock:
                 self._connections.add(connection)
-        else:
-            connection.timeout = connect_timeout
         return connection
 
-    def _discard(self, connection: http.client.HTTPConnection) -> None:
+    def _connect(self, connect_timeout: Optional[float]) -> socket.socket:
         try:
-            connection.close()
-        except Exception:
-            pass
+            sock = socket.create_connection((self._host, self._port), timeout=connect_timeout)
+        except socket.timeout as error:
+            raise requests.exceptions.ConnectTimeout(str(error) or "connect timed out") from error
+        except OSError as error:
+            raise requests.ConnectionError(str(error) or type(error).__name__) from error
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._https:
+                sock = self._context().wrap_socket(sock, server_hostname=self._host)
+        except socket.timeout as error:
+            sock.close()
+            raise requests.exceptions.ConnectTimeout(
+                str(error) or "TLS handshake timed out"
+            ) from error
+        except ssl.SSLError as error:
+            sock.close()
+            raise requests.exceptions.SSLError(str(error)) from error
+        except OSError as error:
+            sock.close()
+            raise requests.ConnectionError(str(error) or type(error).__name__) from error
+        return sock
+
+    def _discard(self, connection: _Connection) -> None:
+        connection.close()
         if getattr(self._local, "connection", None) is connection:
             self._local.connection = None
         with self._lock:
@@ -193,12 +338,6 @@ class Transport:
                 context = ssl.create_default_context(cafile=bundle)
             self._ssl_context = context
         return self._ssl_context
-
-
-def _split_timeout(timeout: Timeout) -> Tuple[Optional[float], Optional[float]]:
-    if isinstance(timeout, tuple):
-        return timeout[0], timeout[1]
-    return timeout, timeout
 
 
 def _closed_by_peer(sock: socket.socket) -> bool:

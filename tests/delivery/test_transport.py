@@ -117,3 +117,154 @@ def test_proxy_in_the_environment_keeps_requests(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("HTTP_PROXY")
     monkeypatch.delenv("http_proxy", raising=False)
     assert usable_for("http://collector.example.com/i")
+
+
+# ---------------------------------------------------------------- the response parser
+# A scripted server on loopback answers each request with canned bytes, written in small
+# pieces, so every framing the transport must read is exercised on a real socket.
+
+
+class ScriptedServer:
+    """Answers the n-th request on a connection with ``answers[n]`` (bytes), in pieces."""
+
+    def __init__(self, answers: List[bytes], piece: int = 7, close: bool = False) -> None:
+        import socket as socket_module
+
+        self.close_after = close
+        self.answers = list(answers)
+        self.piece = piece
+        self.requests: List[bytes] = []
+        self.connections = 0
+        self.listener = socket_module.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                conn.settimeout(5)
+                buffer = b""
+                while self.answers:
+                    while b"\r\n\r\n" not in buffer:
+                        data = conn.recv(65536)
+                        if not data:
+                            break
+                        buffer += data
+                    if b"\r\n\r\n" not in buffer:
+                        break
+                    head, _, rest = buffer.partition(b"\r\n\r\n")
+                    length = 0
+                    for line in head.split(b"\r\n"):
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":")[1])
+                    while len(rest) < length:
+                        rest += conn.recv(65536)
+                    self.requests.append(head + b"\r\n\r\n" + rest[:length])
+                    buffer = rest[length:]
+                    answer = self.answers.pop(0)
+                    for start in range(0, len(answer), self.piece):
+                        conn.sendall(answer[start : start + self.piece])
+                    if self.close_after or b"Connection: close" in answer:
+                        break
+                    if answer.startswith(b"HTTP/1.0"):
+                        break
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(5)
+
+
+def _post_status(answers: List[bytes], posts: int = 1) -> Tuple[List[int], ScriptedServer]:
+    from snowplow_tracker._transport import Transport
+
+    server = ScriptedServer(answers)
+    transport = Transport(f"http://127.0.0.1:{server.port}/com.snowplowanalytics.snowplow/tp2")
+    try:
+        statuses = [
+            transport.post('{"a": 1}', {"Content-Type": "application/json"}, (2, 2)).status_code
+            for _ in range(posts)
+        ]
+    finally:
+        transport.close()
+        server.close()
+    return statuses, server
+
+
+def test_responses_framed_by_length_chunks_or_close_are_read_and_the_connection_reused() -> None:
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n"
+    )
+    empty = b"HTTP/1.1 204 No Content\r\n\r\n"
+    continue_then_ok = b"HTTP/1.1 100 Continue\r\n\r\n" + ok
+    statuses, server = _post_status([ok, chunked, empty, continue_then_ok, ok], posts=5)
+    assert statuses == [200, 200, 204, 200, 200]
+    assert server.connections == 1  # every framing left the connection reusable
+
+
+def test_a_response_that_closes_the_connection_opens_a_new_one() -> None:
+    close = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until close"
+    http10 = b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    statuses, server = _post_status([close, http10, ok], posts=3)
+    assert statuses == [200, 200, 200]
+    assert server.connections == 3
+
+
+def test_the_request_carries_requests_headers_and_the_body_in_one_message() -> None:
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    _, server = _post_status([ok])
+    head, _, body = server.requests[0].partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0] == "POST /com.snowplowanalytics.snowplow/tp2 HTTP/1.1"
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    assert headers["Host"] == f"127.0.0.1:{server.port}"
+    assert headers["User-Agent"] == requests.utils.default_user_agent()
+    assert headers["Content-Type"] == "application/json"
+    assert headers["Content-Length"] == str(len(body)) and body == b'{"a": 1}'
+
+
+def test_retry_after_is_read_whatever_its_case() -> None:
+    from snowplow_tracker._transport import Transport
+
+    answer = b"HTTP/1.1 429 Too Many\r\nretry-after: 7\r\nContent-Length: 0\r\n\r\n"
+    server = ScriptedServer([answer])
+    transport = Transport(f"http://127.0.0.1:{server.port}/i")
+    try:
+        response = transport.get({"e": "pv"}, 2)
+    finally:
+        transport.close()
+        server.close()
+    assert response.status_code == 429
+    assert response.headers.get("Retry-After") == "7" and "RETRY-AFTER" in response.headers
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"SPDY/3 200 OK\r\n\r\n",
+        b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n",
+    ],
+    ids=["not-http", "bad-status", "short-body", "bad-chunk", "cut-headers"],
+)
+def test_a_malformed_or_cut_response_is_a_connection_error(answer: bytes) -> None:
+    from snowplow_tracker._transport import Transport
+
+    server = ScriptedServer([answer], close=True)
+    transport = Transport(f"http://127.0.0.1:{server.port}/i")
+    try:
+        with pytest.raises(requests.ConnectionError):
+            transport.get({"e": "pv"}, 2)
+    finally:
+        transport.close()
+        server.close()
