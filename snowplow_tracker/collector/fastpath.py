@@ -86,8 +86,7 @@ def _compile(schema: Any, formats: Formats) -> Predicate:
         names = [kind] if isinstance(kind, str) else kind
         if not isinstance(names, list) or not all(n in _TYPES for n in names):
             raise _Unsupported
-        tests = [_TYPES[n] for n in names]
-        checks.append(lambda v: any(t(v) for t in tests))
+        checks.append(_type_check(names))
 
     if "enum" in schema:
         members = schema["enum"]
@@ -100,11 +99,48 @@ def _compile(schema: Any, formats: Formats) -> Predicate:
     checks.extend(_object_checks(schema, formats))
     checks.extend(_array_checks(schema, formats))
 
+    return _all_of(checks)
+
+
+def _all_of(checks: List[Predicate]) -> Predicate:
     if not checks:
         return lambda _v: True
     if len(checks) == 1:
         return checks[0]
-    return lambda v: all(check(v) for check in checks)
+    if len(checks) == 2:
+        first, second = checks
+        return lambda v: first(v) and second(v)
+    if len(checks) == 3:
+        one, two, three = checks
+        return lambda v: one(v) and two(v) and three(v)
+    frozen = tuple(checks)
+
+    def every(v: Any) -> bool:
+        for check in frozen:  # noqa: SIM110 - a loop is cheaper than all() over a generator
+            if not check(v):
+                return False
+        return True
+
+    return every
+
+
+#: Python classes that certainly are of a JSON type (``bool`` is not a number here).
+_CLASSES: Dict[str, tuple] = {  # type: ignore[type-arg]
+    "array": (list,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "null": (type(None),),
+    "number": (int, float),
+    "object": (dict,),
+    "string": (str,),
+}
+
+
+def _type_check(names: List[str]) -> Predicate:
+    """True when the value's exact class is one of the types (subclasses: not sure, False)."""
+    # Exact classes: True and False (class bool) are not numbers unless "boolean" is named.
+    classes = frozenset(cls for name in names for cls in _CLASSES[name])
+    return lambda v: v.__class__ in classes
 
 
 def _string_checks(schema: Dict[str, Any], formats: Formats) -> List[Predicate]:
@@ -204,7 +240,15 @@ def _array_checks(schema: Dict[str, Any], formats: Formats) -> List[Predicate]:
         if not isinstance(items, dict):
             raise _Unsupported  # tuple validation
         each = _compile(items, formats)
-        checks.append(lambda v: not isinstance(v, list) or all(each(i) for i in v))
+
+        def check_items(v: Any) -> bool:
+            if isinstance(v, list):
+                for item in v:
+                    if not each(item):
+                        return False
+            return True
+
+        checks.append(check_items)
     min_items, max_items = _count(schema, "minItems"), _count(schema, "maxItems")
     if min_items is not None:
         checks.append(lambda v: not isinstance(v, list) or len(v) >= min_items)

@@ -7,7 +7,6 @@ POST bodies. Problems are reported as readable strings, never as tracebacks.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import datetime as _dt
 import json
@@ -83,6 +82,9 @@ _DIMENSIONS = re.compile(r"([0-9]+)x([0-9]+)")
 _BASE64 = re.compile(r"[A-Za-z0-9+/\-_]*={0,2}")
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _EPOCH = _dt.datetime(1970, 1, 1)
+# Milliseconds since the epoch of datetime.min and of the last millisecond of datetime.max.
+_MIN_MS = (_dt.datetime.min - _EPOCH) // _dt.timedelta(milliseconds=1)
+_MAX_MS = (_dt.datetime.max - _EPOCH) // _dt.timedelta(milliseconds=1)
 _PREVIEW = 60
 
 
@@ -206,10 +208,8 @@ def parse_ms_epoch(value: str) -> int:
     if _LONG.fullmatch(value) is None:
         raise ValueError(f"is not a timestamp in milliseconds: {short_repr(value)}")
     millis = int(value)
-    try:
-        _EPOCH + _dt.timedelta(milliseconds=millis)
-    except OverflowError:
-        raise ValueError(f"is a timestamp outside years 1..9999: {short_repr(value)}") from None
+    if not _MIN_MS <= millis <= _MAX_MS:
+        raise ValueError(f"is a timestamp outside years 1..9999: {short_repr(value)}")
     return millis
 
 
@@ -255,6 +255,9 @@ def parse_json_text(text: str) -> Any:
         raise ValueError(f"is not valid JSON ({exc})") from None
 
 
+_TO_STANDARD_BASE64 = str.maketrans("-_", "+/")
+
+
 def decode_base64_json(value: str) -> Any:
     """Decode URL-safe (or standard) base64, tolerating missing padding, then parse UTF-8 JSON.
 
@@ -266,8 +269,12 @@ def decode_base64_json(value: str) -> Any:
         raise ValueError(f"is not valid base64: {short_repr(value)}")
     text = text.rstrip("=")
     text += "=" * (-len(text) % 4)
+    if "-" in text or "_" in text:
+        text = text.translate(_TO_STANDARD_BASE64)
     try:
-        raw = base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
+        # Only base64 characters and well-placed padding are left (checked above), so
+        # this is what ``b64decode(validate=True)`` would do, without its second regex.
+        raw = binascii.a2b_base64(text)
     except (binascii.Error, ValueError):
         raise ValueError(f"is not valid base64: {short_repr(value)}") from None
     try:

@@ -30,6 +30,7 @@ from typing import (
     NamedTuple,
     Optional,
     Sequence,
+    Set,
     Tuple,
     Union,
 )
@@ -169,12 +170,20 @@ def _entity_errors(entity: Any, pattern: re.Pattern[str], where: str) -> List[st
     return errors
 
 
+def _remember(known: Set[str], entity: Any) -> None:
+    """Remember the URI of a well-formed entity (bounded: the same few URIs recur)."""
+    uri = entity.get("schema") if isinstance(entity, dict) else None
+    if uri.__class__ is str and len(known) < 10_000:
+        known.add(uri)
+
+
 class _ContextsShape:
     """Array (maybe with a minimum length) of ``{schema, data}`` objects."""
 
     def __init__(self, pattern: str, min_items: int):
         self.pattern = re.compile(pattern)
         self.min_items = min_items
+        self.known: Set[str] = set()  # URIs that matched the pattern (bounded)
 
     def __call__(self, data: Any) -> List[str]:
         if not isinstance(data, list):
@@ -182,8 +191,17 @@ class _ContextsShape:
         if len(data) < self.min_items:
             return ["contexts 'data' is an empty array (this version needs at least one entity)"]
         errors: List[str] = []
+        known = self.known
         for index, entity in enumerate(data):
-            errors.extend(_entity_errors(entity, self.pattern, f"entity {index}"))
+            if entity.__class__ is dict and len(entity) == 2 and "data" in entity:
+                uri = entity.get("schema")
+                if uri.__class__ is str and uri in known:
+                    continue  # a well-formed entity whose URI matched the pattern before
+            found = _entity_errors(entity, self.pattern, f"entity {index}")
+            if found:
+                errors.extend(found)
+            else:
+                _remember(known, entity)
         return errors
 
 
@@ -192,9 +210,17 @@ class _UnstructShape:
 
     def __init__(self, pattern: str):
         self.pattern = re.compile(pattern)
+        self.known: Set[str] = set()  # URIs that matched the pattern (bounded)
 
     def __call__(self, data: Any) -> List[str]:
-        return _entity_errors(data, self.pattern, "unstruct_event 'data'")
+        if data.__class__ is dict and len(data) == 2 and "data" in data:
+            uri = data.get("schema")
+            if uri.__class__ is str and uri in self.known:
+                return []
+        errors = _entity_errors(data, self.pattern, "unstruct_event 'data'")
+        if not errors:
+            _remember(self.known, data)
+        return errors
 
 
 def _shape_from_document(doc: Dict[str, Any]) -> Optional[Checker]:
@@ -293,6 +319,7 @@ class SchemaRegistry:
         self._documents: Dict[str, Tuple[Any, str]] = {}
         self._missing: Dict[str, bool] = {}
         self._validators: Dict[str, Checker] = {}
+        self._checkers: Dict[str, Callable[[Any], SchemaValidation]] = {}
         self._jsonschema: Any = None
         self._jsonschema_loaded = False
         self._ref_registry: Any = None
@@ -343,6 +370,7 @@ class SchemaRegistry:
             self._documents.clear()
             self._missing.clear()
             self._validators.clear()
+            self._checkers.clear()
             self._ref_registry = None
 
     # -- lookup -----------------------------------------------------------------------------
@@ -405,23 +433,56 @@ class SchemaRegistry:
 
     def validate(self, uri: str, instance: Any) -> SchemaValidation:
         """Validate ``instance`` (the ``data`` of a self-describing JSON) against ``uri``."""
+        checker = self._checkers.get(uri)
+        if checker is None:
+            checker = self._checker(uri)
+        return checker(instance)
+
+    def _checker(self, uri: str) -> Callable[[Any], SchemaValidation]:
+        """How instances of ``uri`` are validated (decided once per URI, until add_schema)."""
         shape = self.envelope_checker(uri)
+        checker: Callable[[Any], SchemaValidation]
         if shape is not None:
-            return SchemaValidation(shape(instance), [], True)
-        found = self._find(uri)
-        if found is None:
-            message = self.not_found_message(uri)
-            if self.lenient:
-                return SchemaValidation([], [f"{message}; accepted (lenient mode)"], False)
-            return SchemaValidation([message], [], False)
-        validator = self._validators.get(uri)
-        if validator is None:
-            if self._get_jsonschema() is None:
-                return SchemaValidation(
-                    [], [f"schema {uri} not checked: jsonschema is not installed"], True
-                )
-            validator = self._compile(uri, found[0], found[1])
-        return SchemaValidation(validator(instance), [], True)
+            envelope = shape
+
+            def checker(instance: Any) -> SchemaValidation:
+                return SchemaValidation(envelope(instance), [], True)
+
+        else:
+            found = self._find(uri)
+            if found is None:
+                message = self.not_found_message(uri)
+                if self.lenient:
+                    note = f"{message}; accepted (lenient mode)"
+
+                    def checker(_instance: Any) -> SchemaValidation:
+                        return SchemaValidation([], [note], False)
+
+                else:
+
+                    def checker(_instance: Any) -> SchemaValidation:
+                        return SchemaValidation([message], [], False)
+
+            else:
+                validator = self._validators.get(uri)
+                if validator is None and self._get_jsonschema() is None:
+                    skipped = f"schema {uri} not checked: jsonschema is not installed"
+
+                    def checker(_instance: Any) -> SchemaValidation:
+                        return SchemaValidation([], [skipped], True)
+
+                    return checker  # not cached: jsonschema may be installed later
+                if validator is None:
+                    validator = self._compile(uri, found[0], found[1])
+                compiled = validator
+
+                def checker(instance: Any) -> SchemaValidation:
+                    return SchemaValidation(compiled(instance), [], True)
+
+        with self._lock:
+            if len(self._checkers) < 10_000:
+                self._checkers[uri] = checker
+        return checker
 
     def _compile(self, uri: str, document: Any, source: str) -> Checker:
         jsonschema = self._get_jsonschema()

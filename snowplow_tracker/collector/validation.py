@@ -9,7 +9,7 @@ data). ``RequestContext`` holds what the collector saw of the HTTP request, and
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 from urllib.parse import urlsplit
 
 from .protocol import (
@@ -232,11 +232,26 @@ _CONVERTERS = {
 }
 
 
+#: Per parameter, what ``check`` does with a string value: a length limit, a converter that
+#: raises ``ValueError``, or the ``ip`` rule (other kinds are checked elsewhere).
+_STRING_LIMITS: Dict[str, int] = {
+    key: spec.max_length
+    for key, spec in FIELDS.items()
+    if spec.kind == "string" and spec.max_length is not None
+}
+_KEY_CONVERTERS: Dict[str, Callable[[str], Any]] = {
+    key: _CONVERTERS[spec.kind] for key, spec in FIELDS.items() if spec.kind in _CONVERTERS
+}
+_IP_KEYS = frozenset(key for key, spec in FIELDS.items() if spec.kind == "ip")
+
+
 class EventValidator:
     """Checks events against the tracker protocol and the schemas of a ``SchemaRegistry``."""
 
     def __init__(self, registry: SchemaRegistry) -> None:
         self.registry = registry
+        # (envelope name, URI) pairs whose URI is known to name that envelope (bounded).
+        self._envelope_uris: Set[Tuple[str, Any]] = set()
 
     # -- full check -------------------------------------------------------------------------
 
@@ -265,35 +280,31 @@ class EventValidator:
         if "tv" not in params:
             errors.append("missing required field 'tv'")
 
+        limits, converters = _STRING_LIMITS, _KEY_CONVERTERS
         for key, value in params.items():
-            spec = FIELDS.get(key)
-            if spec is None:
-                continue
             if value.__class__ is not str:
-                if value is None:
-                    errors.append(f"value of '{key}' cannot be null")
-                elif not isinstance(value, str):
-                    errors.append(f"value of '{key}' is not a string")
+                if key in FIELDS:
+                    if value is None:
+                        errors.append(f"value of '{key}' cannot be null")
+                    elif not isinstance(value, str):
+                        errors.append(f"value of '{key}' is not a string")
                 continue
-            kind = spec.kind
-            if kind == "string":
-                if spec.max_length is not None and len(value) > spec.max_length:
+            limit = limits.get(key)
+            if limit is not None:
+                if len(value) > limit:
                     errors.append(
-                        f"field '{key}' ({spec.columns[0]}) is longer than {spec.max_length} "
+                        f"field '{key}' ({FIELDS[key].columns[0]}) is longer than {limit} "
                         f"characters ({len(value)})"
                     )
                 continue
-            if kind == "ip":
-                text = parse_ip(value)
-                if len(text) > 128:
-                    errors.append(f"field '{key}' (user_ipaddress) is longer than 128 characters")
-                continue
-            converter = _CONVERTERS.get(kind)
+            converter = converters.get(key)
             if converter is not None:
                 try:
                     converter(value)
                 except ValueError as exc:
                     errors.append(f"field '{key}' {exc}")
+            elif key in _IP_KEYS and len(parse_ip(value)) > 128:
+                errors.append(f"field '{key}' (user_ipaddress) is longer than 128 characters")
 
         self._check_unstruct(params, result)
         self._check_contexts(params, result)
@@ -324,44 +335,62 @@ class EventValidator:
                 f"'data', got {short_repr(document)})"
             )
             return None
-        try:
-            key = SchemaKey.parse(document["schema"])
-        except ValueError as exc:
-            result.errors.append(f"{field}: {exc}")
-            return None
-        if key.vendor != SNOWPLOW_VENDOR or key.name != name or key.model != 1:
-            result.errors.append(
-                f"{field} must hold a {name} envelope "
-                f"(iglu:{SNOWPLOW_VENDOR}/{name}/jsonschema/1-*-*), got {key.uri}"
-            )
-            return None
-        outcome = self.registry.validate(key.uri, document["data"])
-        result.notes.extend(outcome.notes)
+        uri = document["schema"]
+        if uri.__class__ is not str or (name, uri) not in self._envelope_uris:
+            try:
+                key = SchemaKey.parse(uri)
+            except ValueError as exc:
+                result.errors.append(f"{field}: {exc}")
+                return None
+            if key.vendor != SNOWPLOW_VENDOR or key.name != name or key.model != 1:
+                result.errors.append(
+                    f"{field} must hold a {name} envelope "
+                    f"(iglu:{SNOWPLOW_VENDOR}/{name}/jsonschema/1-*-*), got {key.uri}"
+                )
+                return None
+            if len(self._envelope_uris) < 1000:
+                self._envelope_uris.add((name, uri))
+        data = document["data"]
+        outcome = self.registry.validate(uri, data)  # a parsed URI is its key's ``uri``
+        if outcome.notes:
+            result.notes.extend(outcome.notes)
         if outcome.errors:
-            result.errors.extend(
-                f"{field}: {name} envelope {key.version}: {e}" for e in outcome.errors
-            )
+            version = SchemaKey.parse(uri).version
+            result.errors.extend(f"{field}: {name} envelope {version}: {e}" for e in outcome.errors)
             return None
-        return document["data"]
+        return data
 
-    def _entity(self, where: str, entity: Any, result: EventCheck) -> Optional[str]:
-        """Validate one ``{schema, data}``; return its URI when the URI is well formed."""
-        if not isinstance(entity, Mapping) or "schema" not in entity or "data" not in entity:
+    def _entity(self, where: str, index: int, entity: Any, result: EventCheck) -> Optional[str]:
+        """Validate one ``{schema, data}``; return its URI when the URI is well formed.
+
+        ``where`` (with `` entity <index>`` when ``index`` >= 0) names it in error messages.
+        """
+        if (
+            not (entity.__class__ is dict or isinstance(entity, Mapping))
+            or "schema" not in entity
+            or "data" not in entity
+        ):
+            where = f"{where}: entity {index}" if index >= 0 else where
             result.errors.append(f"{where} is not an object with 'schema' and 'data'")
             return None
+        uri = entity["schema"]
         try:
-            key = SchemaKey.parse(entity["schema"])
+            SchemaKey.parse(uri)
         except ValueError as exc:
+            where = f"{where}: entity {index}" if index >= 0 else where
             result.errors.append(f"{where}: {exc}")
             return None
-        outcome = self.registry.validate(key.uri, entity["data"])
-        result.notes.extend(outcome.notes)
-        for message in outcome.errors:
-            if message.startswith("jsonschema:"):
-                result.errors.append(f"{where}: {key.uri}: {message}")
-            else:
-                result.errors.append(f"{where}: {message}")
-        return key.uri
+        outcome = self.registry.validate(uri, entity["data"])  # a parsed URI is its key's ``uri``
+        if outcome.notes:
+            result.notes.extend(outcome.notes)
+        if outcome.errors:
+            where = f"{where}: entity {index}" if index >= 0 else where
+            for message in outcome.errors:
+                if message.startswith("jsonschema:"):
+                    result.errors.append(f"{where}: {uri}: {message}")
+                else:
+                    result.errors.append(f"{where}: {message}")
+        return str(uri)
 
     def _check_unstruct(self, params: Mapping[str, Any], result: EventCheck) -> None:
         field, document = self._decode(params, "ue_pr", "ue_px", result)
@@ -372,7 +401,7 @@ class EventValidator:
         result.unstruct = document
         inner = self._envelope(field, document, "unstruct_event", result)
         if isinstance(inner, dict):
-            uri = self._entity(field, inner, result)
+            uri = self._entity(field, -1, inner, result)
             if result.event_type == "unstruct":
                 result.schema = uri
 
@@ -383,10 +412,11 @@ class EventValidator:
         result.contexts_json = document
         entities = self._envelope(field, document, "contexts", result)
         if isinstance(entities, list):
+            contexts = result.contexts
             for index, entity in enumerate(entities):
-                uri = self._entity(f"{field}: entity {index}", entity, result)
+                uri = self._entity(field, index, entity, result)
                 if uri is not None:
-                    result.contexts.append(uri)
+                    contexts.append(uri)
 
     # -- light decoding (validation turned off) ---------------------------------------------
 
