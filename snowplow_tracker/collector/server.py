@@ -441,27 +441,33 @@ class LocalCollector:
             if body is not None:
                 ctx.body = body.decode("utf-8", "replace")
         elif self.validate:
-            check = self.validator.check
-            records = []
-            append = records.append
-            all_good = True
-            for params in events:
-                result = check(params)
-                if result.errors:
-                    all_good = False
-                    append(
-                        StoredEvent(
-                            good=False,
-                            params=params,
-                            ctx=ctx,
-                            check=result,
-                            errors=[VALIDATION_FAILED, *result.errors],
-                        )
+            # Good events keep no validation result (their decoded view is made again when
+            # read): a stored result would hold a dozen objects per event for the garbage
+            # collector to walk. Listeners get the full result at once.
+            check, describe = self.validator.check, self.validator.describe
+            keep = bool(self._listeners)
+            results = [check(params) for params in events]
+            if keep or any(result.errors for result in results):
+                records = [
+                    StoredEvent(
+                        good=False,
+                        params=params,
+                        ctx=ctx,
+                        check=result,
+                        errors=[VALIDATION_FAILED, *result.errors],
                     )
-                else:
-                    append(StoredEvent(good=True, params=params, ctx=ctx, check=result))
-            if body is not None and not all_good:
-                ctx.body = body.decode("utf-8", "replace")
+                    if result.errors
+                    else StoredEvent(
+                        good=True,
+                        params=params,
+                        ctx=ctx,
+                        check=result if keep else None,
+                        describe=describe,
+                    )
+                    for params, result in zip(events, results)
+                ]
+                if body is not None and not all(record.good for record in records):
+                    ctx.body = body.decode("utf-8", "replace")
         elif store and self._listeners:
             records = StoredEvent.good_events(events, ctx, self.validator.describe)
         if not store:
