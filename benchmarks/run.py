@@ -528,9 +528,10 @@ class Harness:
         return out
 
     def local_collector(self) -> Optional[Dict[str, Any]]:
-        """The package's own LocalCollector, for comparison (its own benchmark, quick mode).
+        """The package's LocalCollector with its own benchmark (quick mode), for reference.
 
-        Informational only: it explains why the benchmarks use a purpose-built collector.
+        Informational only: the benchmark collector is a LocalCollector with validation off
+        (``bench_collector.py``); this adds the in-process figures with validation on.
         """
         self.log("LocalCollector, for comparison (benchmarks/collector_throughput.py --quick)")
         try:

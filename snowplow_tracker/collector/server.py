@@ -121,6 +121,10 @@ class LocalCollector:
             threads.
     """
 
+    #: Protocol class for connections (``None``: the server's own); an extension point for
+    #: subclasses that serve more paths, such as the benchmarks' collector.
+    _connection_class: Optional[Callable[[AsyncHttpServer], Any]] = None
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -165,6 +169,8 @@ class LocalCollector:
                 return self
             self._stopping.clear()
             server = AsyncHttpServer((self._requested_host, self._requested_port), self)
+            if self._connection_class is not None:
+                server.connection_class = self._connection_class
             self._server = server
             server.start()
             logger.info("local collector listening on %s", self.endpoint)
@@ -430,8 +436,11 @@ class LocalCollector:
         *,
         store: bool,
         entry: Optional[RequestRecord] = None,
-    ) -> None:
-        """Extract, check and store the events of one request (and log ``entry`` if given)."""
+    ) -> Sequence[Mapping[str, Any]]:
+        """Extract, check and store the events of one request (and log ``entry`` if given).
+
+        Returns the events received (each a parameter dict).
+        """
         events, problems, received = self._extract(ctx, body)
         records: Optional[List[StoredEvent]] = None
         if problems:
@@ -475,10 +484,11 @@ class LocalCollector:
         elif records is not None:
             self._store.add_request(entry, received, records)
             self._notify(records)
-        else:  # validation off, no listener: the events become records when read
+        else:  # no bad event, no listener: the events become records when read
             self._store.add_request(
                 entry, received, good_params=events, ctx=ctx, describe=self.validator.describe
             )
+        return received
 
     def _store_size_violation(
         self, ctx: RequestContext, request_line: str, size: int, limit: int

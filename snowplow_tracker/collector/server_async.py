@@ -935,6 +935,8 @@ class AsyncHttpServer:
         self.server_name = str(bound[0])
         self.server_port = int(bound[1])
         self.loop = asyncio.new_event_loop()
+        #: The protocol class made for each connection (the benchmarks' collector extends it).
+        self.connection_class: Callable[[AsyncHttpServer], _Connection] = _Connection
         self.connections: Set[_Connection] = set()
         self.stopping = False
         self._server: Optional[asyncio.AbstractServer] = None
@@ -953,7 +955,9 @@ class AsyncHttpServer:
         asyncio.set_event_loop(loop)
         try:
             self._server = loop.run_until_complete(
-                loop.create_server(lambda: _Connection(self), sock=self.socket, backlog=128)
+                loop.create_server(
+                    lambda: self.connection_class(self), sock=self.socket, backlog=128
+                )
             )
             self._ready.set()
             loop.run_forever()
