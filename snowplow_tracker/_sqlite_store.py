@@ -20,8 +20,11 @@ Design in brief
 * The count is O(1) and inserts write nothing but the new row: a new row id is always
   ``max(id) + 1``, so ``count = max(id) - meta.base``, where ``meta.base`` only changes
   when rows are deleted, which happens only in this module, inside write transactions.
-  The capacity check is a per-connection TEMP trigger (``BEFORE INSERT ... RAISE(IGNORE)``),
-  so the insert stays a single atomic statement across processes.
+  The capacity check is a per-connection TEMP trigger (``AFTER INSERT ... WHEN NEW.id -
+  base > cap ... RAISE(ABORT)``: one lookup of the one-row ``meta`` table), so the insert
+  stays a single atomic statement across processes and a full store costs an exception.
+* ``add_event`` is one cached INSERT on a reused cursor in autocommit mode: committed when
+  it returns, and nothing else per call (no count query, no Python-side bookkeeping).
 * Batch operations work in transactions of at most 1000 rows with short pauses in between,
   and run the WAL checkpoints (the only fsyncs under ``synchronous=NORMAL``), so
   ``add_event`` is one INSERT and commit (no fsync) and is never locked out for long.
@@ -71,11 +74,44 @@ PayloadDict = Dict[str, Any]
 DropCallback = Callable[[List[PayloadDict], str], None]
 Clock = Callable[[], float]
 
-# Same output as json.dumps(payload, separators=(",", ":"), ensure_ascii=False), without
-# building a new encoder for every event.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# Same output as json.dumps(payload, separators=(",", ":"), ensure_ascii=False).
+_ENCODE_PY = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 # Fallback for strings SQLite cannot store as UTF-8 (lone surrogates): \\u escapes round-trip.
 _ENCODE_ASCII = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+
+
+def _not_serializable(obj: Any) -> Any:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _make_fast_encoder() -> Callable[[Any], str]:
+    """``_ENCODE_PY`` without its per-call set-up: ``JSONEncoder.encode`` builds a new C
+    encoder object (and a dict for circular-reference checks) for every call; here one C
+    encoder is built once. Circular references then end in RecursionError, which
+    ``add_event`` reports as unserializable. Falls back to ``_ENCODE_PY`` when the C
+    accelerator is missing or does not give the same output."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _ENCODE_PY
+    try:
+        # The arguments JSONEncoder.iterencode passes: markers (None: no circular-reference
+        # checks), default, string encoder, indent, key and item separators, sort_keys,
+        # skipkeys, allow_nan.
+        args = (None, _not_serializable, json.encoder.encode_basestring, None, ":", ",")
+        encoder = make(*args, False, False, True)
+
+        def encode(payload: Any) -> str:
+            return "".join(encoder(payload, 0))
+
+        sample = {"e": "se", "\u00e9": ["x\n", 1, 2.5, None, True, {"k": "\u2603"}]}
+        if encode(sample) == _ENCODE_PY(sample):
+            return encode
+    except Exception:  # a different private signature: use the public path
+        pass
+    return _ENCODE_PY
+
+
+_ENCODE = _make_fast_encoder()
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS events ("
@@ -99,12 +135,15 @@ _SCHEMA = (
 )
 
 _COUNT = "SELECT coalesce((SELECT max(id) FROM events) - (SELECT base FROM meta WHERE k = 0), 0)"
-# Per connection, with this store's cap: refuses (silently, rowcount 0) an insert when full.
+# Per connection, with this store's cap: aborts the INSERT (nothing is written, the caller
+# gets IntegrityError(_FULL)) when the row just added is one too many. A new row's id is
+# max(id) + 1, so the count after the insert is NEW.id - base: one lookup of the one-row
+# meta table, and no work at all in the common case beyond starting the trigger program.
+_FULL = "snowplow event store full"
 _CAP_TRIGGER = (
-    "CREATE TEMP TRIGGER IF NOT EXISTS snowplow_events_cap BEFORE INSERT ON main.events"
-    " WHEN coalesce((SELECT max(id) FROM main.events)"
-    " - (SELECT base FROM main.meta WHERE k = 0), 0) >= {cap}"
-    " BEGIN SELECT RAISE(IGNORE); END"
+    "CREATE TEMP TRIGGER IF NOT EXISTS snowplow_events_cap_after AFTER INSERT ON main.events"
+    " WHEN NEW.id - (SELECT base FROM main.meta WHERE k = 0) > {cap}"
+    f" BEGIN SELECT RAISE(ABORT, '{_FULL}'); END"
 )
 _INSERT = "INSERT INTO events (created, payload) VALUES (?, ?)"
 _SELECT_AVAILABLE = (
@@ -216,7 +255,7 @@ _REINIT_LOCKS: Dict[int, threading.Lock] = {}
 _FORK_SNAPSHOT: List[SQLiteEventStore] = []
 # Connections inherited across a fork that bypassed os.register_at_fork: never used again
 # and never closed explicitly (closing could disturb the parent's locks and WAL).
-_ABANDONED: List[sqlite3.Connection] = []
+_ABANDONED: List[Any] = []
 
 
 def _before_fork() -> None:
@@ -435,6 +474,7 @@ class SQLiteEventStore:
         self._token = _new_token()
         self._start = _process_start(self._pid)
         self._conn: Optional[sqlite3.Connection] = None
+        self._insert: Optional[Callable[..., Any]] = None  # execute() of a cursor on _conn
         self._healed = False
         self._leases: Dict[int, _Lease] = {}  # id(event dict) -> lease
         self._by_row: Dict[int, int] = {}  # row id -> id(event dict)
@@ -498,39 +538,54 @@ class SQLiteEventStore:
         """
         try:
             text = _ENCODE(payload if "stm" not in payload else _without_stm(payload))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             self._drop_now([payload], "unserializable", f"event is not JSON-serialisable: {exc}")
             return False
         if self._pid != os.getpid():
             self._check_pid()
+        try:
+            with self._lock:
+                # Fast path: one INSERT, its own implicit transaction, committed when it
+                # returns. The cap trigger aborts it (IntegrityError) when the store is full.
+                (self._insert or self._insert_method())(_INSERT, (self._clock(), text))
+            return True
+        except sqlite3.IntegrityError as exc:
+            if _FULL in str(exc):
+                return self._add_when_full(text, payload)
+            return self._add_failed(payload, exc)
+        except Exception as exc:  # never raise to the tracking call
+            return self._add_failed(payload, exc)
+
+    def _add_when_full(self, text: str, payload: PayloadDict) -> bool:
         drops: List[Tuple[List[PayloadDict], str]] = []
         try:
             with self._lock:
-                conn = self._conn or self._connection()
-                # Fast path: one statement, one implicit transaction, capacity check included.
-                cur = conn.execute(_INSERT, (self._clock(), text))
-                if cur.rowcount == 1:
-                    return True
-                ok = self._add_slow_locked(conn, text, payload, drops)
-        except Exception as exc:  # never raise to the tracking call
-            if isinstance(exc, UnicodeEncodeError):
-                # Lone surrogates cannot be stored as UTF-8: store them \\u-escaped instead.
-                ascii_text = _ENCODE_ASCII(_without_stm(payload))
-                try:
-                    with self._lock:
-                        conn = self._connection()
-                        ok = self._add_slow_locked(conn, ascii_text, payload, drops, insert=True)
-                    self._notify(drops)
-                    return ok
-                except Exception as exc2:
-                    exc = exc2
-            self.logger.warning("SQLiteEventStore: could not store event: %s", exc)
-            with self._lock:
-                self._count_drop("error", 1, "could not store event")
-            drops.append(([payload], "error"))
-            ok = False
+                ok = self._add_slow_locked(self._connection(), text, payload, drops)
+        except Exception as exc:
+            return self._add_failed(payload, exc)
         self._notify(drops)
         return ok
+
+    def _add_failed(self, payload: PayloadDict, exc: Exception) -> bool:
+        """The insert raised: retry lone surrogates \\u-escaped, else drop ("error")."""
+        drops: List[Tuple[List[PayloadDict], str]] = []
+        if isinstance(exc, UnicodeEncodeError):
+            # Lone surrogates cannot be stored as UTF-8: store them \\u-escaped instead.
+            try:
+                ascii_text = _ENCODE_ASCII(_without_stm(payload))
+                with self._lock:
+                    conn = self._connection()
+                    ok = self._add_slow_locked(conn, ascii_text, payload, drops, insert=True)
+                self._notify(drops)
+                return ok
+            except Exception as exc2:
+                exc = exc2
+        self.logger.warning("SQLiteEventStore: could not store event: %s", exc)
+        with self._lock:
+            self._count_drop("error", 1, "could not store event")
+        drops.append(([payload], "error"))
+        self._notify(drops)
+        return False
 
     def get_events_batch(self, limit: Optional[int] = None) -> List[PayloadDict]:
         """Lease and return up to ``limit`` available events (all of them if None), oldest first.
@@ -659,7 +714,7 @@ class SQLiteEventStore:
         """
         self._check_pid()
         with self._lock:
-            conn, self._conn = self._conn, None
+            conn, self._conn, self._insert = self._conn, None, None
             self._leases.clear()
             self._by_row.clear()
             if conn is None:
@@ -699,7 +754,14 @@ class SQLiteEventStore:
         if conn is None:
             conn = self._open()
             self._conn = conn
+            self._insert = conn.cursor().execute
         return conn
+
+    def _insert_method(self) -> Callable[..., Any]:
+        """``execute`` of the cursor add_event reuses (lock held; opens the connection)."""
+        self._connection()
+        assert self._insert is not None
+        return self._insert
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -804,8 +866,13 @@ class SQLiteEventStore:
     ) -> bool:
         """The store looked full (or ``insert``: try the fast insert first)."""
         now = self._clock()
-        if insert and conn.execute(_INSERT, (now, text)).rowcount == 1:
-            return True
+        if insert:
+            try:
+                conn.execute(_INSERT, (now, text))
+                return True
+            except sqlite3.IntegrityError as exc:
+                if _FULL not in str(exc):
+                    raise
         if self._overflow == "drop_oldest" and self._evict_and_insert(conn, now, text, drops):
             return True
         self._count_drop(
@@ -831,8 +898,12 @@ class SQLiteEventStore:
                     if len(evicted) < need:
                         raise _Rollback  # the rest is leased: refuse the new event instead
                     self._delete_rows(conn, [row[0] for row in evicted])
-                if conn.execute(_INSERT, (now, text)).rowcount != 1:
-                    raise _Rollback
+                try:
+                    conn.execute(_INSERT, (now, text))
+                except sqlite3.IntegrityError as exc:
+                    if _FULL in str(exc):
+                        raise _Rollback from None  # still full (a concurrent insert)
+                    raise
         except _Rollback:
             return False
         if evicted:
@@ -1074,7 +1145,7 @@ class SQLiteEventStore:
                 self._conn.close()
             except sqlite3.Error:
                 pass
-            self._conn = None  # reopened lazily by the parent
+            self._conn = self._insert = None  # reopened lazily by the parent
 
     def _finish_fork_in_parent(self) -> None:
         if self._fork_locked:
@@ -1088,6 +1159,9 @@ class SQLiteEventStore:
         if self._conn is not None:
             _ABANDONED.append(self._conn)
             self._conn = None
+        if self._insert is not None:
+            _ABANDONED.append(self._insert)  # its cursor must not be freed either
+            self._insert = None
         self._pid = pid
         self._token = _new_token()
         self._start = _process_start(pid)

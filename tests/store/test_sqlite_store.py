@@ -395,6 +395,47 @@ def test_unserializable_event_is_dropped_not_raised(make_store: Any) -> None:
     assert store.size() == 0
 
 
+def test_circular_event_is_dropped_as_unserializable(make_store: Any) -> None:
+    store = make_store()
+    loop: Dict[str, Any] = {"eid": "x"}
+    loop["self"] = loop
+    assert store.add_event(loop) is False
+    assert store.drop_counts == {"unserializable": 1}
+    assert store.add_event(ev(1)) and store.size() == 1
+
+
+def test_encoder_matches_json_dumps(store_module: Any) -> None:
+    samples: List[Any] = [
+        {},
+        {"e": "pv", "url": 'https://x/\u00e9?a=1&b="q"', "tab": "\t", "ctl": "\x01\x7f"},
+        {"n": 1, "f": 0.1, "big": 10**30, "neg": -2.5e-9, "t": True, "z": None},
+        {"nested": {"l": [1, [2, {"k": "\u2603\U0001f600"}]], "empty": []}},
+        {"inf": float("inf"), "nan": float("nan")},
+    ]
+    for sample in samples:
+        expected = json.dumps(sample, separators=(",", ":"), ensure_ascii=False)
+        assert store_module._ENCODE(sample) == expected
+    with pytest.raises(TypeError):
+        store_module._ENCODE({"o": object()})
+
+
+def test_cap_holds_under_concurrent_adders(make_store: Any) -> None:
+    stores = [make_store(max_events=50) for _ in range(4)]
+    results: List[bool] = []
+
+    def add(store: Any, base: int) -> None:
+        for i in range(40):
+            results.append(store.add_event(ev(base + i)))
+
+    threads = [threading.Thread(target=add, args=(s, 1000 * n)) for n, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(True) == 50 and stores[0].size() == 50
+    assert sum(s.drop_counts.get("buffer_full", 0) for s in stores) == 110
+
+
 def test_add_event_gives_up_quickly_when_the_database_is_locked(
     make_store: Any, db_path: Any
 ) -> None:
