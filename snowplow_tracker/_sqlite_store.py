@@ -69,6 +69,11 @@ _TXN_ROWS = 1000
 # when the WAL grows past this many pages (~16 MB) because nobody consumes.
 _AUTOCHECKPOINT_PAGES = 4000
 _CHECKPOINT_INTERVAL = 1.0
+# size() reads the count from the file when its last reading is older than this (seconds);
+# in between it counts this store's own inserts. So other processes' changes show in size()
+# within a millisecond, and a tracking call (add_event, then the emitter's size()) needs no
+# second trip to the file in a busy process.
+_COUNT_FRESH = 0.001
 
 PayloadDict = Dict[str, Any]
 DropCallback = Callable[[List[PayloadDict], str], None]
@@ -278,6 +283,11 @@ def _after_fork_in_child() -> None:
     del _FORK_SNAPSHOT[:]
 
 
+# realpath of a database file -> the live stores on it in this process. size() only counts
+# in memory for a store that is alone on its file here (see _COUNT_FRESH).
+_PEERS: Dict[str, weakref.WeakSet[SQLiteEventStore]] = {}
+_PEERS_LOCKS: Dict[int, threading.Lock] = {}  # by pid, like _REINIT_LOCKS
+
 _HOOKS_INSTALLED: List[bool] = []
 _HOOKS_LOCK = threading.Lock()
 
@@ -482,11 +492,14 @@ class SQLiteEventStore:
         self._next_owner_prune = -math.inf
         self._next_checkpoint = time.monotonic() + _CHECKPOINT_INTERVAL
         self._next_sweep = -math.inf
-        self._last_size = 0
+        self._count = 0  # last count read from the file, plus this store's inserts since
+        self._count_until = -math.inf  # monotonic time until which _count may be returned
+        self._alone = True  # no other store on this file in this process (see _PEERS)
         self._drops: Dict[str, int] = {}
         self._drop_log_at = -math.inf
         self._drop_log_suppressed = 0
 
+        self._join_peers()  # before our first write (the count check when opening)
         with self._lock:
             self._connection()  # surface a bad path or schema now, not on the first event
         _install_fork_hooks()
@@ -548,6 +561,7 @@ class SQLiteEventStore:
                 # Fast path: one INSERT, its own implicit transaction, committed when it
                 # returns. The cap trigger aborts it (IntegrityError) when the store is full.
                 (self._insert or self._insert_method())(_INSERT, (self._clock(), text))
+                self._count += 1
             return True
         except sqlite3.IntegrityError as exc:
             if _FULL in str(exc):
@@ -674,15 +688,26 @@ class SQLiteEventStore:
         self._maybe_checkpoint()
 
     def size(self) -> int:
-        """Events stored and not deleted (available and leased), across all processes. O(1)."""
-        self._check_pid()
+        """Events stored and not deleted (available and leased), across all processes. O(1).
+
+        This store's own changes show at once, and so do those of other store objects on
+        the same path in this process. Other processes' changes show within a millisecond:
+        the count is read from the file when the last reading is older than that, and in
+        between this store adds its own inserts to it.
+        """
+        if self._pid != os.getpid():
+            self._check_pid()
         with self._lock:
+            if self._alone and time.monotonic() < self._count_until:
+                return self._count
+            fresh_until = time.monotonic() + _COUNT_FRESH
             try:
-                conn = self._connection()
-                self._last_size = int(conn.execute(_COUNT).fetchone()[0])
+                count = int(self._connection().execute(_COUNT).fetchone()[0])
             except Exception as exc:
                 self.logger.warning("SQLiteEventStore: size() failed: %s", exc)
-            return self._last_size
+                return self._count
+            self._count, self._count_until = count, fresh_until
+            return count
 
     def pending(self) -> int:
         """Events available to ``get_events_batch`` now: not leased, or lease expired or dead."""
@@ -715,6 +740,7 @@ class SQLiteEventStore:
         self._check_pid()
         with self._lock:
             conn, self._conn, self._insert = self._conn, None, None
+            self._count_until = -math.inf
             self._leases.clear()
             self._by_row.clear()
             if conn is None:
@@ -747,6 +773,16 @@ class SQLiteEventStore:
         )
 
     # ------------------------------------------------------------------ connection
+
+    def _join_peers(self) -> None:
+        """Register on this file; with another store on it here, neither counts in memory
+        (each reads the count from the file in every size() call)."""
+        with _PEERS_LOCKS.setdefault(os.getpid(), threading.Lock()):
+            peers = _PEERS.setdefault(os.path.realpath(self._path), weakref.WeakSet())
+            for peer in peers:
+                peer._alone = False
+            self._alone = not peers
+            peers.add(self)
 
     def _connection(self) -> sqlite3.Connection:
         """The open connection of this process (lock held)."""
@@ -807,6 +843,7 @@ class SQLiteEventStore:
     def _heal_count(self, conn: sqlite3.Connection) -> None:
         """Recompute ``meta.base`` exactly (O(n), once per store), in case rows were
         deleted behind our back."""
+        self._count_until = -math.inf
         try:
             with _WriteTransaction(conn):
                 exact = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
@@ -838,6 +875,7 @@ class SQLiteEventStore:
         """Delete rows by id inside a write transaction, keeping ``meta.base`` right."""
         if not rowids:
             return 0
+        self._count_until = -math.inf  # size() reads the count again
         before = int(conn.execute(_COUNT).fetchone()[0])
         deleted = 0
         for chunk in _chunks(rowids):
@@ -865,6 +903,7 @@ class SQLiteEventStore:
         insert: bool = False,
     ) -> bool:
         """The store looked full (or ``insert``: try the fast insert first)."""
+        self._count_until = -math.inf  # size() reads the count again
         now = self._clock()
         if insert:
             try:
@@ -1163,6 +1202,7 @@ class SQLiteEventStore:
             _ABANDONED.append(self._insert)  # its cursor must not be freed either
             self._insert = None
         self._pid = pid
+        self._count_until = -math.inf
         self._token = _new_token()
         self._start = _process_start(pid)
         self._leases.clear()

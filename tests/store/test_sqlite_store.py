@@ -395,6 +395,50 @@ def test_unserializable_event_is_dropped_not_raised(make_store: Any) -> None:
     assert store.size() == 0
 
 
+def test_size_counts_own_changes_at_once_and_reads_others_within_a_millisecond(
+    make_store: Any, db_path: Any
+) -> None:
+    store = make_store()
+    assert store.size() == 0
+    for i in range(5):
+        assert store.add_event(ev(i))
+        assert store.size() == i + 1
+    batch = store.get_events_batch(limit=2)
+    store.cleanup(batch, False)
+    assert store.size() == 3, "deletions show at once"
+    raw = sqlite3.connect(str(db_path))  # another writer: not a store object of this process
+    with raw:
+        raw.execute("INSERT INTO events (created, payload) VALUES (?, ?)", (time.time(), "{}"))
+    raw.close()
+    time.sleep(0.002)
+    assert store.size() == 4
+    # A tracking call (add_event, then the emitter's size()) runs the INSERT and nothing
+    # else, unless more than a millisecond passed since the count was read (a loaded
+    # machine can pause us that long: a few tries).
+    for attempt in range(20):
+        assert store.size() == 4 + attempt
+        statements: List[str] = []
+        store._conn.set_trace_callback(statements.append)
+        store.add_event(ev(10 + attempt))
+        assert store.size() == 5 + attempt
+        store._conn.set_trace_callback(None)
+        if all(sql.startswith("INSERT") for sql in statements):
+            break
+    else:
+        raise AssertionError(f"size() read the file after every add_event: {statements}")
+
+
+def test_size_is_exact_at_once_with_two_stores_on_one_file(make_store: Any) -> None:
+    a = make_store()
+    assert a.size() == 0
+    b = make_store()
+    for i in range(3):
+        b.add_event(ev(i))
+        assert a.size() == i + 1
+    a.cleanup(a.get_events_batch(), False)
+    assert b.size() == 0
+
+
 def test_circular_event_is_dropped_as_unserializable(make_store: Any) -> None:
     store = make_store()
     loop: Dict[str, Any] = {"eid": "x"}
