@@ -27,7 +27,10 @@ Design in brief
   it returns, and nothing else per call (no count query, no Python-side bookkeeping).
 * Batch operations work in transactions of at most 1000 rows with short pauses in between,
   and run the WAL checkpoints (the only fsyncs under ``synchronous=NORMAL``), so
-  ``add_event`` is one INSERT and commit (no fsync) and is never locked out for long.
+  ``add_event`` is one INSERT and commit (no fsync) and is never locked out for long. A
+  transaction holds the write lock for a few milliseconds: rows are looked up by id (never
+  through the lease index, see ``_OURS``), each lease transaction of a call starts after
+  the rows the previous one took, and payloads are decoded after the commit.
 * Fork safety: ``os.register_at_fork`` hooks (installed when the first store is created)
   close the connection before a fork (the parent reopens it lazily); every method also
   compares ``os.getpid()`` and, in a child created without the hooks, abandons the
@@ -155,10 +158,20 @@ _SELECT_AVAILABLE = (
     "SELECT id, payload FROM events WHERE lease_owner IS NULL OR lease_until <= ?"
     " ORDER BY id LIMIT ?"
 )
-_SELECT_AVAILABLE_UP_TO = (
-    "SELECT id, payload FROM events WHERE (lease_owner IS NULL OR lease_until <= ?) AND id <= ?"
-    " ORDER BY id LIMIT ?"
+# Rows (after, high]: each transaction of one get_events_batch call starts where the last
+# one stopped, instead of stepping again over the rows it has just leased.
+_SELECT_AVAILABLE_RANGE = (
+    "SELECT id, payload FROM events WHERE id > ? AND id <= ?"
+    " AND (lease_owner IS NULL OR lease_until <= ?) ORDER BY id LIMIT ?"
 )
+_LEASE_RANGE = (
+    "UPDATE events SET lease_owner = ?, lease_until = ? WHERE id > ? AND id <= ?"
+    " AND (lease_owner IS NULL OR lease_until <= ?)"
+)
+# "Still leased by us" filter for rows looked up by id. The unary + keeps SQLite from using
+# the lease index for it (which would walk every row this store has leased, per statement)
+# instead of looking the ids up.
+_OURS = " AND +lease_owner = ?"
 _COUNT_LIVE_LEASED = "SELECT count(*) FROM events WHERE lease_owner IS NOT NULL AND lease_until > ?"
 
 
@@ -615,6 +628,7 @@ class SQLiteEventStore:
         self._purge_expired()
         events: List[PayloadDict] = []
         high: Optional[int] = None  # only rows that existed when the call started
+        after = 0  # rows up to this id were seen by an earlier transaction of this call
         busy = 0.0
         while True:
             want = _TXN_ROWS if limit is None else min(_TXN_ROWS, limit - len(events))
@@ -626,7 +640,7 @@ class SQLiteEventStore:
             with self._lock:
                 for attempt in range(_BATCH_ATTEMPTS):
                     try:
-                        got, scanned, high = self._lease_locked(want, high, drops)
+                        got, scanned, after, high = self._lease_locked(want, after, high, drops)
                         events.extend(got)
                         break
                     except Exception as exc:
@@ -954,21 +968,23 @@ class SQLiteEventStore:
     # ------------------------------------------------------------------ lease
 
     def _lease_locked(
-        self, want: int, high: Optional[int], drops: List[Tuple[List[PayloadDict], str]]
-    ) -> Tuple[List[PayloadDict], int, int]:
-        """Lease up to ``want`` available rows with ``id <= high`` in one transaction.
+        self,
+        want: int,
+        after: int,
+        high: Optional[int],
+        drops: List[Tuple[List[PayloadDict], str]],
+    ) -> Tuple[List[PayloadDict], int, int, int]:
+        """Lease up to ``want`` available rows with ``after < id <= high`` in one transaction.
 
         The first call of a batch (``high`` None) also does the housekeeping and fixes
-        ``high``. Returns (events, rows scanned, high).
+        ``high``. The write transaction only selects and marks the rows; decoding them
+        happens after its commit. Returns (events, rows scanned, last row id, high).
         """
         conn = self._connection()
         now = self._clock()
         first = high is None
         dead = self._dead_owners(conn) if first else []
         until = now + self._lease_seconds
-        events: List[PayloadDict] = []
-        good: List[int] = []
-        corrupt: List[int] = []
         prune_owners = first and now >= self._next_owner_prune
         with _WriteTransaction(conn):
             if high is None:
@@ -992,38 +1008,52 @@ class SQLiteEventStore:
                     " VALUES (?, ?, ?, ?, ?)",
                     (self._token, self._pid, _host_key(), self._start, now),
                 )
-            rows = conn.execute(_SELECT_AVAILABLE_UP_TO, (now, high, want)).fetchall()
-            for rowid, text in rows:
-                try:
-                    event = json.loads(text)
-                except (TypeError, ValueError):
-                    event = None
-                if isinstance(event, dict):
-                    good.append(rowid)
-                    events.append(event)
-                else:
-                    corrupt.append(rowid)
-            self._delete_rows(conn, corrupt)
-            for chunk in _chunks(good):
-                conn.execute(
-                    "UPDATE events SET lease_owner = ?, lease_until = ?"
-                    f" WHERE id IN ({_marks(len(chunk))})",
-                    (self._token, until, *chunk),
-                )
+            rows = conn.execute(_SELECT_AVAILABLE_RANGE, (after, high, now, want)).fetchall()
+            if rows:
+                # Exactly the rows selected: nothing else can match in (after, last].
+                conn.execute(_LEASE_RANGE, (self._token, until, after, rows[-1][0], now))
         if dead:
             self.logger.info(
                 "SQLiteEventStore: took over the leases of %d dead process(es)", len(dead)
             )
         if prune_owners:
             self._next_owner_prune = now + 3600.0
+        events: List[PayloadDict] = []
+        good: List[int] = []
+        corrupt: List[int] = []
+        for rowid, text in rows:
+            try:
+                event = json.loads(text)
+            except (TypeError, ValueError):
+                event = None
+            if isinstance(event, dict):
+                good.append(rowid)
+                events.append(event)
+            else:
+                corrupt.append(rowid)
         if corrupt:
-            self.logger.error(
-                "SQLiteEventStore: deleted %d corrupt rows from %s", len(corrupt), self._path
-            )
-            self._count_drop("corrupt", len(corrupt), None)
-            drops.append(([{"_corrupt_rowid": rowid} for rowid in corrupt], "corrupt"))
+            self._delete_corrupt(conn, corrupt, drops)
         self._remember_leases(good, events, until, now)
-        return events, len(rows), high
+        return events, len(rows), (rows[-1][0] if rows else after), high
+
+    def _delete_corrupt(
+        self,
+        conn: sqlite3.Connection,
+        rowids: List[int],
+        drops: List[Tuple[List[PayloadDict], str]],
+    ) -> None:
+        """Delete rows that do not decode (leased by this store a moment ago)."""
+        try:
+            with _WriteTransaction(conn):
+                self._delete_rows(conn, rowids, _OURS, (self._token,))
+        except sqlite3.Error as exc:  # still leased: found again when the lease ends
+            self.logger.warning("SQLiteEventStore: could not delete corrupt rows: %s", exc)
+            return
+        self.logger.error(
+            "SQLiteEventStore: deleted %d corrupt rows from %s", len(rowids), self._path
+        )
+        self._count_drop("corrupt", len(rowids), None)
+        drops.append(([{"_corrupt_rowid": rowid} for rowid in rowids], "corrupt"))
 
     def _maybe_checkpoint(self) -> None:
         """Copy the WAL back into the database now and then, off the add_event path."""
@@ -1111,14 +1141,14 @@ class SQLiteEventStore:
             for chunk in _chunks(rowids):
                 conn.execute(
                     "UPDATE events SET lease_owner = NULL, lease_until = NULL"
-                    f" WHERE id IN ({_marks(len(chunk))}) AND lease_owner = ?",
+                    f" WHERE id IN ({_marks(len(chunk))}){_OURS}",
                     (*chunk, self._token),
                 )
 
     def _delete_leased_locked(self, rowids: Sequence[int]) -> None:
         conn = self._connection()
         with _WriteTransaction(conn):
-            self._delete_rows(conn, rowids, " AND lease_owner = ?", (self._token,))
+            self._delete_rows(conn, rowids, _OURS, (self._token,))
 
     # ------------------------------------------------------------------ drops
 
