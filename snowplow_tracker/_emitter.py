@@ -30,7 +30,15 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from snowplow_tracker import _lifecycle
-from snowplow_tracker._packing import PAYLOAD_DATA_SCHEMA, is_oversized, post_body, split_batches
+from snowplow_tracker._packing import (
+    PAYLOAD_DATA_SCHEMA,
+    as_dicts,
+    encode_event,
+    is_oversized,
+    post_body,
+    split_batches,
+    with_stm,
+)
 from snowplow_tracker._transport import Transport
 from snowplow_tracker._transport import usable_for as transport_usable_for
 from snowplow_tracker.contracts import one_of
@@ -177,6 +185,13 @@ class FlushTimer:
             logger.exception("Timed flush failed")
 
 
+def _attempt_key(event: Any) -> Any:
+    """What identifies an event across attempts: its text when encoded, else its ``eid``."""
+    if type(event) is str:
+        return event
+    return event.get("eid") or id(event)
+
+
 class _SendState(threading.local):
     """Per-thread state of the send in progress in this thread."""
 
@@ -201,6 +216,8 @@ class _SendState(threading.local):
     holding: int = 0
     #: This thread is one of an ``AsyncEmitter``'s sender threads.
     sender: bool = False
+    #: The ``stm`` of this thread's last request with encoded events.
+    stm: str = ""
 
 
 class Emitter(EmitterProtocol):
@@ -325,6 +342,20 @@ class Emitter(EmitterProtocol):
             except AttributeError:
                 pass
         self.event_store = event_store
+        # Events are kept encoded (see _packing) in our own in-memory store when nothing
+        # else needs them as dicts: POST, drops reported through this emitter, and the
+        # timestamp seam not overridden. Identity-checked at every use, so replacing
+        # ``event_store`` later simply turns it off.
+        self._compact_store: Optional[InMemoryEventStore] = None
+        if (
+            method == "post"
+            and type(event_store) is InMemoryEventStore
+            and self._store_reports_drops
+            and type(self).attach_sent_timestamp is Emitter.attach_sent_timestamp
+        ):
+            self._compact_store = event_store
+        # input() may inline the store call and the limit check when neither is overridden.
+        self._plain_input = type(self).reached_limit is Emitter.reached_limit
 
         self.request_timeout: RequestTimeout = (
             DEFAULT_REQUEST_TIMEOUT if request_timeout is None else request_timeout
@@ -415,17 +446,44 @@ class Emitter(EmitterProtocol):
         """
         if self._pid != os.getpid():
             _lifecycle.after_fork_without_hooks(self)
-        if self.method == "post":
-            event = dict(zip(payload, map(str, payload.values())))
-        else:
-            event = dict(payload)
         if self._shut_down:
-            self._drop_after_shutdown(event)
+            self._drop_after_shutdown(dict(payload))
             return
+        store = self.event_store
+        event: Any
+        if self.method != "post":
+            event = dict(payload)
+        elif store is self._compact_store and payload and "stm" not in payload:
+            try:
+                event = encode_event(payload)
+            except (TypeError, ValueError):  # a key JSON cannot write: keep the dict
+                event = dict(zip(payload, map(str, payload.values())))
+            if self._plain_input and self.byte_limit is None and self.overflow_policy != "block":
+                # The common case, inlined: our store, room in it, 1.1.0's limit check.
+                with store._lock:
+                    buffer = store._buffer
+                    count = len(buffer)
+                    if count < store.buffer_capacity:
+                        buffer.append(event)
+                        self._counters.accepted += 1  # only ever added to under this lock
+                        count += 1
+                    else:
+                        count = -1
+                if count > 0:
+                    if not self._pinned:
+                        _lifecycle.pin(self)
+                    if count >= self.batch_size:
+                        try:
+                            self._flush_for_input()
+                        except Exception:  # only an overridden flush() can raise here
+                            logger.exception("flush() raised during a tracking call")
+                    return
+        else:
+            event = dict(zip(payload, map(str, payload.values())))
         if self.overflow_policy == "block":
             self._wait_for_space()
         try:
-            added = self.event_store.add_event(event)
+            added = store.add_event(event)
             refused = "store_refused"
         except Exception:
             self._store_failed("add_event()")
@@ -433,8 +491,14 @@ class Emitter(EmitterProtocol):
         with self.lock:
             if self.bytes_queued is not None:
                 self.bytes_queued += len(str(payload))
-            if added:
-                self._counters.accepted += 1
+        if added:
+            counted = self._compact_store
+            if counted is not None:
+                with counted._lock:  # where the inlined path above counts
+                    self._counters.accepted += 1
+            else:
+                with self.lock:
+                    self._counters.accepted += 1
         if added:
             if not self._pinned:
                 _lifecycle.pin(self)
@@ -661,7 +725,9 @@ class Emitter(EmitterProtocol):
         try:
             with self._take_lock:
                 try:
-                    if limit is not None and getattr(store, "supports_batch_limit", False):
+                    if store is self._compact_store:
+                        events = self._compact_store._take(limit)
+                    elif limit is not None and getattr(store, "supports_batch_limit", False):
                         events = store.get_events_batch(limit)  # type: ignore[call-arg]
                     else:
                         events = store.get_events_batch()
@@ -687,8 +753,11 @@ class Emitter(EmitterProtocol):
         outer = (state.taken, state.released)
         state.taken, state.released = len(events), 0
         state.holding += len(events)
+        send = self.send_events
+        if getattr(send, "__func__", None) is not Emitter.send_events:
+            events = as_dicts(events)  # an overridden send path sees dicts, as in 1.1.0
         try:
-            self.send_events(events)
+            send(events)
         except Exception:
             # Only an overridden send_events gets here: keep the events rather than lose them.
             logger.exception("send_events raised; keeping %d events for a retry", len(events))
@@ -799,6 +868,11 @@ class Emitter(EmitterProtocol):
                 unsent.extend(batch)
                 continue
             status = self._attempt(batch)
+            if self._compact_store is not None and (
+                self.on_success is not None or self.on_failure is not None
+            ):
+                stm = state.stm  # callbacks get the dicts as sent, as in 1.1.0
+                batch = [with_stm(event, stm) for event in batch]
             if status is None:  # the batch cannot be encoded: sending it again cannot help
                 failure.extend(batch)
                 give_up.extend(batch)
@@ -848,11 +922,11 @@ class Emitter(EmitterProtocol):
 
     def _attempt(self, batch: PayloadDictList) -> Optional[int]:
         """One request for ``batch``: its status, -1 without a response, None if unsendable."""
-        self.attach_sent_timestamp(batch)
+        stm = self._stamp(batch)
         self._state.clamped = False
         if self.method == "post":
             try:
-                body = post_body(batch)
+                body = post_body(batch, stm)
             except (TypeError, ValueError) as error:
                 logger.error("Giving up %d events that cannot be encoded: %s", len(batch), error)
                 return None
@@ -899,7 +973,7 @@ class Emitter(EmitterProtocol):
         drop: PayloadDictList = []
         with self.lock:
             for event in events:
-                key = event.get("eid") or id(event)
+                key = _attempt_key(event)
                 attempts, first = self._attempts.get(key, (0, now))
                 attempts += 1
                 if policy.gives_up(attempts, first, now):
@@ -915,7 +989,7 @@ class Emitter(EmitterProtocol):
             return
         with self.lock:
             for event in events:
-                self._attempts.pop(event.get("eid") or id(event), None)
+                self._attempts.pop(_attempt_key(event), None)
 
     def _retry_failed_events(self, failed_events: PayloadDictList) -> None:
         """Put ``failed_events`` back in the store and start the retry backoff."""
@@ -964,6 +1038,18 @@ class Emitter(EmitterProtocol):
 
     def _cancel_retry_timer(self) -> None:
         self.retry_timer.cancel()
+
+    def _stamp(self, batch: List[Any]) -> Optional[str]:
+        """Set ``stm`` on the dicts of ``batch``; return it for encoded events (else None)."""
+        if self._compact_store is None:
+            self.attach_sent_timestamp(batch)
+            return None
+        stm = str(int(time.time() * 1000))
+        for event in batch:
+            if type(event) is not str:
+                event["stm"] = stm
+        self._state.stm = stm
+        return stm
 
     @staticmethod
     def is_good_status_code(status_code: int) -> bool:
@@ -1176,7 +1262,7 @@ class Emitter(EmitterProtocol):
         if callback is None:
             return
         try:
-            callback(events, reason)
+            callback(as_dicts(events), reason)
         except Exception:
             logger.exception("on_drop callback raised")
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Optional
+from typing import Any, Callable, List, Optional
 
 from typing_extensions import Protocol
 
+from snowplow_tracker._packing import as_dicts
 from snowplow_tracker.typing import PayloadDict, PayloadDictList
 
 DropCallback = Callable[[PayloadDictList, str], None]
@@ -75,8 +76,11 @@ class InMemoryEventStore(EventStore):
     so the oldest events are sent first. If that overfills the buffer, the overflow policy
     decides what goes: the newest events (``"drop_newest"``) or the oldest (``"drop_oldest"``).
 
+    A POST emitter that created this store (or was given one whose ``on_drop`` it handles)
+    stores each event as the JSON text of its dict, which takes less than half the memory;
+    ``event_buffer``, ``get_events_batch()`` and ``on_drop`` still see dicts.
+
     Attributes:
-        event_buffer: The buffered event dicts, oldest first.
         buffer_capacity: Most events held at once.
         logger: The logger drops are reported to.
         overflow: The overflow policy.
@@ -96,27 +100,37 @@ class InMemoryEventStore(EventStore):
     ) -> None:
         if overflow not in OVERFLOW_POLICIES:
             raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, not {overflow!r}")
-        self.event_buffer: PayloadDictList = []
+        self._buffer: List[Any] = []
         self.buffer_capacity = buffer_capacity
         self.logger = logger
         self.overflow = overflow
         self.on_drop = on_drop
         self._lock = threading.Lock()
 
+    @property
+    def event_buffer(self) -> PayloadDictList:
+        """The buffered events as dicts, oldest first (a new list; assigning replaces it)."""
+        return as_dicts(self._buffer)
+
+    @event_buffer.setter
+    def event_buffer(self, events: PayloadDictList) -> None:
+        with self._lock:
+            self._buffer = list(events)
+
     def add_event(self, payload: PayloadDict) -> bool:
         """Append ``payload``; when full, apply the overflow policy."""
-        evicted: Optional[PayloadDict] = None
         with self._lock:
-            if len(self.event_buffer) >= self.buffer_capacity:
-                if self.overflow == "drop_newest" or not self.event_buffer:
-                    accepted = False
-                else:
-                    evicted = self.event_buffer.pop(0)
-                    self.event_buffer.append(payload)
-                    accepted = True
-            else:
-                self.event_buffer.append(payload)
+            buffer = self._buffer
+            if len(buffer) < self.buffer_capacity:
+                buffer.append(payload)
                 return True
+            evicted: Optional[Any] = None
+            if self.overflow == "drop_newest" or not buffer:
+                accepted = False
+            else:
+                evicted = buffer.pop(0)
+                buffer.append(payload)
+                accepted = True
         if accepted:
             self.logger.error("Event buffer is full: dropping the oldest event")
             self._report_drop([evicted] if evicted is not None else [], "buffer_full")
@@ -127,21 +141,25 @@ class InMemoryEventStore(EventStore):
 
     def get_events_batch(self, limit: Optional[int] = None) -> PayloadDictList:
         """Take up to ``limit`` events (all of them by default), oldest first."""
+        return as_dicts(self._take(limit))
+
+    def _take(self, limit: Optional[int]) -> List[Any]:
+        """Take up to ``limit`` events as stored (dicts or encoded events), oldest first."""
         with self._lock:
-            if limit is None or limit >= len(self.event_buffer):
-                batch, self.event_buffer = self.event_buffer, []
+            if limit is None or limit >= len(self._buffer):
+                batch, self._buffer = self._buffer, []
             else:
-                batch = self.event_buffer[:limit]
-                del self.event_buffer[:limit]
+                batch = self._buffer[:limit]
+                del self._buffer[:limit]
             return batch
 
     def cleanup(self, batch: PayloadDictList, need_retry: bool) -> None:
         """Put ``batch`` back at the front when ``need_retry``; otherwise nothing to do."""
         if not need_retry or not batch:
             return
-        evicted: PayloadDictList = []
+        evicted: List[Any] = []
         with self._lock:
-            buffer = list(batch) + self.event_buffer
+            buffer = list(batch) + self._buffer
             excess = len(buffer) - self.buffer_capacity
             if excess > 0:
                 if self.overflow == "drop_oldest":
@@ -150,7 +168,7 @@ class InMemoryEventStore(EventStore):
                 else:
                     evicted = buffer[-excess:]
                     del buffer[-excess:]
-            self.event_buffer = buffer
+            self._buffer = buffer
         if evicted:
             which = "oldest" if self.overflow == "drop_oldest" else "newest"
             self.logger.error(
@@ -160,21 +178,21 @@ class InMemoryEventStore(EventStore):
 
     def size(self) -> int:
         """Number of events in the buffer."""
-        return len(self.event_buffer)
+        return len(self._buffer)
 
     def _buffer_capacity_reached(self) -> bool:
-        return len(self.event_buffer) >= self.buffer_capacity
+        return len(self._buffer) >= self.buffer_capacity
 
     def _clear_after_fork(self) -> None:
         """In a forked child: forget the parent's events (the parent sends them)."""
         self._lock = threading.Lock()
-        self.event_buffer = []
+        self._buffer = []
 
-    def _report_drop(self, events: PayloadDictList, reason: str) -> None:
+    def _report_drop(self, events: List[Any], reason: str) -> None:
         if self.on_drop is None or not events:
             return
         try:
-            self.on_drop(events, reason)
+            self.on_drop(as_dicts(events), reason)
         except Exception:
             self.logger.exception("on_drop callback raised")
 
