@@ -8,6 +8,9 @@ Shape::
                 (bounded)        takes batch_size      --> thread_count workers --> HTTP
                                  events at a time
 
+With ``thread_count=1`` (the default) there are no workers: the dispatcher sends each batch
+itself, which saves two thread hand-overs per request.
+
 Tracking calls only add to the store and, once a batch is ready, set a flag. The dispatcher
 waits for that flag, honours the retry backoff and ``Retry-After``, and feeds request-sized
 batches to the workers; a retryable failure ends the pass, the rest waits for the retry.
@@ -53,11 +56,11 @@ class AsyncEmitter(Emitter):
     """Buffers events and sends them from background threads; tracking never waits on I/O.
 
     A sender thread starts on first use (and again in a forked child). It takes events from
-    the store, packs them into requests of ``batch_size`` events, and hands them to
-    ``thread_count`` worker threads through ``queue``, so at most ``thread_count`` requests
-    are in flight. During a retry backoff it sends nothing. Memory is bounded by
-    ``buffer_capacity`` (the store) plus ``2 * thread_count`` request batches (queued and in
-    flight).
+    the store, packs them into requests of ``batch_size`` events, and sends them itself
+    (``thread_count=1``) or hands them to ``thread_count`` worker threads through ``queue``,
+    so at most ``thread_count`` requests are in flight. During a retry backoff it sends
+    nothing. Memory is bounded by ``buffer_capacity`` (the store) plus ``2 * thread_count``
+    request batches (queued and in flight).
 
     Unlike ``Emitter``, the default ``protocol`` is ``"http"``, as in 1.1.0, and
     ``thread_count`` comes eighth among the positional parameters.
@@ -169,7 +172,9 @@ class AsyncEmitter(Emitter):
                 return True
             try:
                 self._workers = [w for w in self._workers if w.is_alive()]
-                for index in range(len(self._workers), self.thread_count):
+                # With one thread the dispatcher sends itself: no hand-over per batch.
+                workers = self.thread_count if self.thread_count > 1 else 0
+                for index in range(len(self._workers), workers):
                     worker = threading.Thread(
                         target=self.consume, name=f"snowplow-sender-{index}", daemon=True
                     )
@@ -251,7 +256,9 @@ class AsyncEmitter(Emitter):
             if not events:
                 break
             taken += len(events)
-            if not self._hand_over(events):
+            if self.thread_count <= 1:
+                self._send_taken(events)
+            elif not self._hand_over(events):
                 break
         with self._wake:  # wait for the pass's requests (not when stopping)
             while self._batches_out > 0 and not self._stopping:
@@ -289,6 +296,12 @@ class AsyncEmitter(Emitter):
     # ------------------------------------------------------------------ flushing
 
     def _flush_for_input(self) -> None:
+        if (
+            self._flush_requested
+            and self._dispatcher is not None
+            and type(self).flush is AsyncEmitter.flush
+        ):
+            return  # already asked (input() checked for a fork just before)
         self.flush()
 
     def _send_leftovers(self) -> None:
