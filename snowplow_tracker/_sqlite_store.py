@@ -709,11 +709,14 @@ class SQLiteEventStore:
         the count is read from the file when the last reading is older than that, and in
         between this store adds its own inserts to it.
         """
+        if self._alone and time.monotonic() < self._count_until:
+            # The last reading plus this store's inserts since (updated under the lock; two
+            # plain attribute reads here). Neither the file nor the lock is touched, so no
+            # PID check is needed either: the tracking call's second getpid() is saved.
+            return self._count
         if self._pid != os.getpid():
             self._check_pid()
         with self._lock:
-            if self._alone and time.monotonic() < self._count_until:
-                return self._count
             fresh_until = time.monotonic() + _COUNT_FRESH
             try:
                 count = int(self._connection().execute(_COUNT).fetchone()[0])
