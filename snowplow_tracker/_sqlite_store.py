@@ -24,7 +24,10 @@ Design in brief
   base > cap ... RAISE(ABORT)``: one lookup of the one-row ``meta`` table), so the insert
   stays a single atomic statement across processes and a full store costs an exception.
 * ``add_event`` is one cached INSERT on a reused cursor in autocommit mode: committed when
-  it returns, and nothing else per call (no count query, no Python-side bookkeeping).
+  it returns, with no count query. ``size()`` (which emitters call after every tracking
+  call) answers from the last count read plus this store's own inserts while that reading
+  is under a millisecond old and no other store object in this process uses the file;
+  otherwise it reads the count. So a tracking call touches the file once.
 * Batch operations work in transactions of at most 1000 rows with short pauses in between,
   and run the WAL checkpoints (the only fsyncs under ``synchronous=NORMAL``), so
   ``add_event`` is one INSERT and commit (no fsync) and is never locked out for long. A
