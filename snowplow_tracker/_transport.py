@@ -23,6 +23,8 @@ import os
 import select
 import socket
 import ssl
+import struct
+import sys
 import threading
 import urllib.parse
 import weakref
@@ -42,6 +44,11 @@ _BASE_HEADERS = {
 _MAX_HEAD = 64 * 1024  # bytes of status line and headers we accept in a response
 _RECV = 65536
 _NO_BODY_CODES = frozenset({204, 304})
+# On Linux, plain-HTTP sockets stay blocking with SO_RCVTIMEO/SO_SNDTIMEO as their timeouts:
+# Python polls before each call on a socket that has a timeout, two extra system calls per
+# request. (TLS sockets and other platforms use Python's timeouts.)
+_KERNEL_TIMEOUTS = sys.platform.startswith("linux") and struct.calcsize("l") == 8
+_UNSET = object()
 
 
 class ResponseHeaders(Dict[str, str]):
@@ -74,11 +81,43 @@ class _ProtocolError(Exception):
 class _Connection:
     """One keep-alive socket and the bytes read past the last response."""
 
-    __slots__ = ("__weakref__", "buffer", "sock")
+    __slots__ = ("__weakref__", "buffer", "kernel_timeouts", "poller", "sock", "timeout")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, kernel_timeouts: bool) -> None:
         self.sock = sock
         self.buffer = b""
+        #: Timeouts are socket options (blocking socket) rather than Python's poll-then-call.
+        self.kernel_timeouts = kernel_timeouts
+        #: The read timeout in force (``_UNSET`` until the first request sets one).
+        self.timeout: Any = _UNSET
+        self.poller: Any = None
+
+    def set_timeout(self, timeout: Optional[float]) -> None:
+        """Apply ``timeout`` (seconds, None for none) to every later send and receive."""
+        if timeout == self.timeout:
+            return
+        if self.kernel_timeouts:
+            seconds = 0.0 if timeout is None else max(float(timeout), 0.001)
+            whole = int(seconds)
+            value = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+        else:
+            self.sock.settimeout(timeout)
+        self.timeout = timeout
+
+    def closed_by_peer(self) -> bool:
+        """True when the idle socket was closed (or reset) by the server."""
+        try:
+            if self.poller is None:
+                if not hasattr(select, "poll"):
+                    readable, _, _ = select.select([self.sock], [], [], 0)
+                    return bool(readable)
+                self.poller = select.poll()
+                self.poller.register(self.sock, select.POLLIN)
+            return bool(self.poller.poll(0))
+        except (OSError, ValueError):
+            return True
 
     def close(self) -> None:
         try:
@@ -164,10 +203,10 @@ class Transport:
         )
         connection = self._connection(connect_timeout)
         try:
-            connection.sock.settimeout(read_timeout)
+            connection.set_timeout(read_timeout)
             connection.sock.sendall(message)
             response = self._read_response(connection)
-        except socket.timeout as error:
+        except (socket.timeout, BlockingIOError) as error:  # BlockingIOError: SO_RCVTIMEO
             self._discard(connection)
             raise requests.exceptions.ReadTimeout(str(error) or "read timed out") from error
         except ssl.SSLError as error:
@@ -284,11 +323,15 @@ class Transport:
 
     def _connection(self, connect_timeout: Optional[float]) -> _Connection:
         connection: Optional[_Connection] = getattr(self._local, "connection", None)
-        if connection is not None and (connection.buffer or _closed_by_peer(connection.sock)):
+        if connection is not None and (connection.buffer or connection.closed_by_peer()):
             self._discard(connection)
             connection = None
         if connection is None:
-            connection = _Connection(self._connect(connect_timeout))
+            sock = self._connect(connect_timeout)
+            kernel_timeouts = _KERNEL_TIMEOUTS and not self._https
+            if kernel_timeouts:
+                sock.settimeout(None)  # blocking: no poll() before every send and receive
+            connection = _Connection(sock, kernel_timeouts)
             self._local.connection = connection
             with self._lock:
                 self._connections.add(connection)
@@ -338,16 +381,3 @@ class Transport:
                 context = ssl.create_default_context(cafile=bundle)
             self._ssl_context = context
         return self._ssl_context
-
-
-def _closed_by_peer(sock: socket.socket) -> bool:
-    """True when an idle keep-alive socket was closed (or reset) by the server."""
-    try:
-        if hasattr(select, "poll"):
-            poller = select.poll()
-            poller.register(sock, select.POLLIN)
-            return bool(poller.poll(0))
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
