@@ -403,16 +403,13 @@ def render_markdown(doc: Dict[str, Any], chart_name: str) -> str:
         "",
         "### The collector is not the bottleneck",
         "",
-        "One collector process serves every row: `benchmarks/bench_collector.py`, a "
-        "single-threaded asyncio HTTP/1.1 keep-alive server that counts event ids per run "
-        "(Snowplow `eid`, Segment `messageId`) in a set, answers 200, and can hold answers "
-        "for a given delay. It finds ids with a regular expression and, on one request in "
-        "50 (and the first of each run), also parses the body as JSON and checks both agree: "
-        "a full `json.loads` of every body made it the bottleneck at batch size 100 on this "
-        "machine. The package's own `LocalCollector` decodes, stores and (unless told not "
-        "to) validates every event, and is much slower, so it is not used here"
-        + _local_collector_sentence(col.get("local_collector"))
-        + ".",
+        "One collector process serves every row: the package's own `LocalCollector` "
+        "(`snowplow_tracker.collector`, its asyncio HTTP/1.1 keep-alive server, request "
+        "parsing, event extraction and storage) with validation off, wrapped by "
+        "`benchmarks/bench_collector.py`, which counts event ids per run (Snowplow `eid`, "
+        "Segment `messageId`) in a set, checks for duplicates, and can hold answers for a "
+        "given delay. Its capacity with validation on and off is measured in "
+        "docs/collector.md" + _local_collector_sentence(col.get("local_collector")) + ".",
         "",
         "*Collector alone*: `benchmarks/blaster.py` keeps 2, then 8 keep-alive connections "
         f"busy for {s['collector_seconds']:g} s each with pre-built tracker-shaped bodies of "

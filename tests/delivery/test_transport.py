@@ -268,3 +268,21 @@ def test_a_malformed_or_cut_response_is_a_connection_error(answer: bytes) -> Non
     finally:
         transport.close()
         server.close()
+
+
+def test_a_collector_that_never_answers_times_out_within_the_read_timeout() -> None:
+    import socket as socket_module
+    import time
+
+    from snowplow_tracker._transport import Transport
+
+    listener = socket_module.create_server(("127.0.0.1", 0))  # accepts, never answers
+    transport = Transport(f"http://127.0.0.1:{listener.getsockname()[1]}/i")
+    try:
+        began = time.monotonic()
+        with pytest.raises(requests.Timeout):
+            transport.get({"e": "pv"}, (1.0, 0.3))
+        assert 0.25 <= time.monotonic() - began < 2.0
+    finally:
+        transport.close()
+        listener.close()
