@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import os
 import time
 import uuid
 from typing import Any, Dict, List
@@ -415,3 +416,44 @@ def test_real_emitter_class_works_with_tracker() -> None:
         tracker.track(PageView("u"))
     finally:
         emitter.shutdown(0)
+
+
+def test_event_ids_are_version_4_uuids_and_unique_across_threads() -> None:
+    import threading
+    import uuid as uuid_module
+
+    ids: List[str] = []
+    lock = threading.Lock()
+
+    def draw() -> None:
+        mine = [Tracker.get_uuid() for _ in range(3000)]
+        with lock:
+            ids.extend(mine)
+
+    threads = [threading.Thread(target=draw) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(ids) == 12000 and len(set(ids)) == 12000
+    for value in ids[:200]:
+        parsed = uuid_module.UUID(value)
+        assert parsed.version == 4 and parsed.variant == uuid_module.RFC_4122
+        assert str(parsed) == value
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_never_draws_its_parents_event_ids() -> None:
+    Tracker.get_uuid()  # the parent's pool has bytes left when it forks
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report its next ids, then leave at once
+        os.close(read_end)
+        os.write(write_end, ",".join(Tracker.get_uuid() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write_end)
+    parent_ids = {Tracker.get_uuid() for _ in range(50)}
+    with os.fdopen(read_end) as pipe:
+        child_ids = set(pipe.read().split(","))
+    os.waitpid(pid, 0)
+    assert len(child_ids) == 50 and not child_ids & parent_ids
