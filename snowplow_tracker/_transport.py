@@ -159,11 +159,11 @@ class Transport:
     def __init__(self, url: str) -> None:
         parts = urllib.parse.urlsplit(url)
         self._https = parts.scheme == "https"
+        default_port = 443 if self._https else 80
         self._host = parts.hostname or ""
-        self._port = parts.port or (443 if self._https else 80)
+        self._port = parts.port or default_port
         self._path = parts.path or "/"
         host = f"[{self._host}]" if ":" in self._host else self._host
-        default_port = 443 if self._https else 80
         host_header = host if self._port == default_port else f"{host}:{self._port}"
         common = "".join(f"{name}: {value}\r\n" for name, value in _BASE_HEADERS.items())
         self._head_suffix = f" HTTP/1.1\r\nHost: {host_header}\r\n{common}"
@@ -295,26 +295,25 @@ class Transport:
                 raise _ProtocolError("connection closed inside a chunked body")
             return buffer + chunk
 
-        while True:
-            end = data.find(b"\r\n")
+        def line(buffer: bytes) -> Tuple[bytes, bytes]:
+            """The next CRLF-terminated line (without the CRLF) and the bytes after it."""
+            end = buffer.find(b"\r\n")
             while end < 0:
-                data = more(data)
-                end = data.find(b"\r\n")
-            size_text = data[:end].split(b";")[0].strip()
+                buffer = more(buffer)
+                end = buffer.find(b"\r\n")
+            return buffer[:end], buffer[end + 2 :]
+
+        while True:
+            size_line, data = line(data)
             try:
-                size = int(size_text, 16)
+                size = int(size_line.split(b";")[0].strip(), 16)
             except ValueError:
                 raise _ProtocolError("bad chunk size") from None
-            data = data[end + 2 :]
             if size == 0:
-                while True:  # trailers, up to the empty line
-                    end = data.find(b"\r\n")
-                    while end < 0:
-                        data = more(data)
-                        end = data.find(b"\r\n")
-                    line, data = data[:end], data[end + 2 :]
-                    if not line:
-                        return data
+                trailer, data = line(data)
+                while trailer:  # trailers, up to the empty line
+                    trailer, data = line(data)
+                return data
             while len(data) < size + 2:
                 data = more(data)
             data = data[size + 2 :]
