@@ -473,10 +473,7 @@ class Emitter(EmitterProtocol):
                     if not self._pinned:
                         _lifecycle.pin(self)
                     if count >= self.batch_size:
-                        try:
-                            self._flush_for_input()
-                        except Exception:  # only an overridden flush() can raise here
-                            logger.exception("flush() raised during a tracking call")
+                        self._flush_after_input()
                     return
         else:
             event = dict(zip(payload, map(str, payload.values())))
@@ -488,18 +485,11 @@ class Emitter(EmitterProtocol):
         except Exception:
             self._store_failed("add_event()")
             added, refused = False, "store_error"
-        with self.lock:
-            if self.bytes_queued is not None:
+        if self.bytes_queued is not None:
+            with self.lock:
                 self.bytes_queued += len(str(payload))
         if added:
-            counted = self._compact_store
-            if counted is not None:
-                with counted._lock:  # where the inlined path above counts
-                    self._counters.accepted += 1
-            else:
-                with self.lock:
-                    self._counters.accepted += 1
-        if added:
+            self._count_accepted()
             if not self._pinned:
                 _lifecycle.pin(self)
         elif refused == "store_error" or not self._store_reports_drops:
@@ -510,10 +500,24 @@ class Emitter(EmitterProtocol):
             self._store_failed("size()")
             flush_now = True
         if flush_now:
-            try:
-                self._flush_for_input()
-            except Exception:  # only an overridden flush() can raise here
-                logger.exception("flush() raised during a tracking call")
+            self._flush_after_input()
+
+    def _count_accepted(self) -> None:
+        """Count one accepted event, under the one lock ``accepted`` is ever changed under.
+
+        That is the compact store's lock when there is one (the inlined path of ``input()``
+        counts while it appends), else the emitter's.
+        """
+        compact = self._compact_store
+        with compact._lock if compact is not None else self.lock:
+            self._counters.accepted += 1
+
+    def _flush_after_input(self) -> None:
+        """The flush a tracking call triggers, with any exception logged, never raised."""
+        try:
+            self._flush_for_input()
+        except Exception:  # only an overridden flush() can raise here
+            logger.exception("flush() raised during a tracking call")
 
     def _drop_after_shutdown(self, event: PayloadDict) -> None:
         level = logging.DEBUG if self._warned_shut_down else logging.WARNING

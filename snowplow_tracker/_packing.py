@@ -8,7 +8,7 @@ its all-string dict (:func:`encode_event`), written once in the tracking call. T
 takes less than half the memory of the dict, and sending only splices it into the body with
 the ``stm`` pair the request needs (:func:`post_body`), which gives the same bytes 1.1.0
 sends. Code that sees events (callbacks, custom stores, overridden ``send_events``) gets
-dicts, decoded by :func:`as_dict`.
+dicts, decoded by :func:`as_dicts`.
 """
 
 from __future__ import annotations
@@ -76,14 +76,8 @@ def encode_event(payload: Dict[str, Any]) -> str:
     return _encode(dict(zip(keys, values)))
 
 
-def as_dict(item: Item) -> Dict[str, Any]:
-    """The event dict of ``item`` (decoded when it is encoded)."""
-    event: Dict[str, Any] = _decode(item) if type(item) is str else item
-    return event
-
-
 def as_dicts(items: Sequence[Item]) -> List[Dict[str, Any]]:
-    """:func:`as_dict` of every item."""
+    """The event dicts of ``items`` (encoded events decoded, dicts as they are)."""
     return [_decode(item) if type(item) is str else item for item in items]
 
 

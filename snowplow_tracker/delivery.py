@@ -74,16 +74,19 @@ class Counters:
     def add(
         self,
         *,
-        accepted: int = 0,
         sent: int = 0,
         failed: int = 0,
         dropped: int = 0,
         retried: int = 0,
         requests: int = 0,
     ) -> None:
-        """Add to several counters at once."""
+        """Add to several counters at once.
+
+        ``accepted`` is not among them: the emitter counts it while it stores the event,
+        under the lock that guards that step, and a write here (even of ``+= 0``) under this
+        lock could undo an increment made under that one.
+        """
         with self._lock:
-            self.accepted += accepted
             self.sent += sent
             self.failed += failed
             self.dropped += dropped
