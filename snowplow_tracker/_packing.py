@@ -34,46 +34,57 @@ _decode = json.JSONDecoder().decode
 Item = Any
 
 
-#: ``%``-templates of JSON objects by key tuple (see :func:`encode_event`); None marks key
-#: tuples that need the full encoder. Cleared when it reaches ``_MAX_SHAPES`` entries.
-_templates: Dict[Tuple[Any, ...], Optional[str]] = {}
+#: ``%``-templates of JSON objects by key tuple, with the number of ``"`` a template filled
+#: with escape-free values has (see :func:`encode_event`); None marks key tuples that need the
+#: full encoder. Cleared when it reaches ``_MAX_SHAPES`` entries.
+_templates: Dict[Tuple[Any, ...], Optional[Tuple[str, int]]] = {}
 _MAX_SHAPES = 512
+#: Byte translation table: control characters, DEL, backslash and every non-ASCII byte
+#: become '"' (so counting quotes counts them too); other bytes stay.
+_ESCAPED_TO_QUOTE = bytes(
+    [34 if byte < 32 or byte == 92 or byte >= 127 else byte for byte in range(256)]
+)
 
 
-def _plain(text: str) -> bool:
-    """True when ``json.dumps`` writes ``text`` as itself between quotes (no escapes)."""
-    return text.isascii() and '"' not in text and "\\" not in text and text.isprintable()
-
-
-def _template(keys: Tuple[Any, ...]) -> Optional[str]:
+def _template(keys: Tuple[Any, ...]) -> Optional[Tuple[str, int]]:
     if len(_templates) >= _MAX_SHAPES:
         _templates.clear()
-    template: Optional[str] = None
-    if all(type(key) is str for key in keys) and _plain("".join(keys)):
-        fields = ", ".join(['"' + key.replace("%", "%%") + '": "%s"' for key in keys])
-        template = "{" + fields + "}"
-    _templates[keys] = template
-    return template
+    shape: Optional[Tuple[str, int]] = None
+    if all(type(key) is str for key in keys):
+        joined = "".join(keys)
+        if joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined:
+            fields = ", ".join(['"' + key.replace("%", "%%") + '": "%s"' for key in keys])
+            shape = ("{" + fields + "}", 4 * len(keys))
+    _templates[keys] = shape
+    return shape
 
 
 def encode_event(payload: Dict[str, Any]) -> str:
     """The JSON text of ``payload`` with every value made a string (1.1.0's POST form).
 
     Exactly ``json.dumps({k: str(v) for k, v in payload.items()})``. Most events need no
-    escaping at all, so they are written by one ``%`` format of a template kept per key
-    tuple, several times cheaper than the ``json`` encoder; the rest go through it.
+    escaping at all, so they are written by one ``%`` format (which applies ``str`` to each
+    value) of a template kept per key tuple, several times cheaper than the ``json``
+    encoder. The result is kept when it holds only printable ASCII, no backslash and
+    exactly the template's own quotes, i.e. when no value needed an escape; otherwise the
+    event goes through the encoder.
 
     Raises:
         TypeError: If a key is not a JSON key type.
     """
-    values = tuple([v if v.__class__ is str else str(v) for v in payload.values()])
     keys = tuple(payload)
-    template = _templates.get(keys, _templates)
-    if template is _templates:
-        template = _template(keys)
-    if template is not None and _plain("".join(values)):
-        return template % values  # type: ignore[operator]
-    return _encode(dict(zip(keys, values)))
+    try:
+        shape = _templates[keys]
+    except KeyError:
+        shape = _template(keys)
+    if shape is not None:
+        template, quotes = shape
+        text = template % tuple(payload.values())
+        # One pass maps every byte that JSON would escape (and any non-ASCII byte) to '"'.
+        marked = text.encode("utf-8", "surrogatepass").translate(_ESCAPED_TO_QUOTE)
+        if marked.count(b'"') == quotes:
+            return text
+    return _encode({key: str(value) for key, value in payload.items()})
 
 
 def as_dicts(items: Sequence[Item]) -> List[Dict[str, Any]]:

@@ -2,31 +2,99 @@
 
 from __future__ import annotations
 
-import base64 as _base64
+import binascii
 import json
-from typing import Any, Optional, Tuple
+from json import encoder as _json_encoder
+from typing import Any, Callable, Iterable, Optional, Tuple
 
 from snowplow_tracker.typing import JsonEncoderFunction, PayloadDict
 
-# Encoders equivalent to ``json.dumps(obj, ensure_ascii=False, default=json_encoder)``,
-# built once instead of on every call. A JSONEncoder keeps no state between calls.
-_PLAIN_ENCODER = json.JSONEncoder(ensure_ascii=False)
-_last_custom_encoder: Tuple[Optional[JsonEncoderFunction], json.JSONEncoder] = (
+# ``json.dumps(obj, ensure_ascii=False, default=json_encoder)``, made cheaper: the encoder
+# objects are built once, and the C encoder that ``JSONEncoder.encode`` would build on every
+# call is built once too (without the circular-reference check: a cycle is caught as a
+# RecursionError and handed to the full encoder, which reports it as ``json.dumps`` does).
+_Encode = Callable[[Any], str]
+_CEncoder = Callable[[Any, int], Iterable[str]]
+
+
+def _encoders(json_encoder: Optional[JsonEncoderFunction]) -> Tuple[_Encode, Optional[_CEncoder]]:
+    full = json.JSONEncoder(ensure_ascii=False, default=json_encoder)
+    make = getattr(_json_encoder, "c_make_encoder", None)
+    fast: Optional[_CEncoder] = None
+    if make is not None:
+        try:
+            fast = make(
+                None,
+                full.default,
+                _json_encoder.encode_basestring,
+                None,
+                ": ",
+                ", ",
+                False,
+                False,
+                True,
+            )
+        except TypeError:  # an interpreter whose C encoder takes other arguments
+            fast = None
+    return full.encode, fast
+
+
+_PLAIN = _encoders(None)
+_last_custom: Tuple[Optional[JsonEncoderFunction], Tuple[_Encode, Optional[_CEncoder]]] = (
     None,
-    _PLAIN_ENCODER,
+    _PLAIN,
 )
 
 
-def _encoder_for(json_encoder: Optional[JsonEncoderFunction]) -> json.JSONEncoder:
-    global _last_custom_encoder
+def dumps(value: Any, json_encoder: Optional[JsonEncoderFunction] = None) -> str:
+    """``json.dumps(value, ensure_ascii=False, default=json_encoder)``, the same text.
+
+    Raises:
+        TypeError: If a value cannot be serialised.
+        ValueError: If ``value`` contains a reference cycle.
+    """
+    global _last_custom
     if json_encoder is None:
-        return _PLAIN_ENCODER
-    cached_function, cached_encoder = _last_custom_encoder
-    if cached_function is json_encoder:
-        return cached_encoder
-    encoder = json.JSONEncoder(ensure_ascii=False, default=json_encoder)
-    _last_custom_encoder = (json_encoder, encoder)
-    return encoder
+        full, fast = _PLAIN
+    else:
+        cached_function, encoders = _last_custom
+        if cached_function is not json_encoder:
+            encoders = _encoders(json_encoder)
+            _last_custom = (json_encoder, encoders)
+        full, fast = encoders
+    if fast is None:
+        return full(value)
+    try:
+        return "".join(fast(value, 0))
+    except RecursionError:
+        return full(value)  # raises ValueError for a cycle, or RecursionError again
+
+
+# URL-safe base64 with ``=`` padding, as ``base64.urlsafe_b64encode`` writes it.
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def urlsafe_b64(data: bytes) -> str:
+    """``base64.urlsafe_b64encode(data).decode("ascii")``, without the module's layers."""
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).decode("ascii")
+
+
+def add_kept(nv_pairs: PayloadDict, pairs: PayloadDict) -> None:
+    """Copy ``pairs`` into ``nv_pairs`` in order, except ``None`` and ``""`` values.
+
+    Pairs without a falsy value (the usual case) go in through one ``dict.update``.
+    """
+    try:
+        complete = all(pairs.values())
+    except Exception:  # a value whose truth cannot be tested: check one by one
+        complete = False
+    if complete:
+        nv_pairs.update(pairs)
+        return
+    for name, value in pairs.items():
+        if value is None or (isinstance(value, str) and not value):
+            continue
+        nv_pairs[name] = value
 
 
 class Payload:
@@ -63,11 +131,7 @@ class Payload:
             dict_: The pairs to add, in order.
             base64: Ignored; kept for signature compatibility.
         """
-        nv_pairs = self.nv_pairs
-        for name, value in dict_.items():
-            if value is None or (isinstance(value, str) and not value):
-                continue
-            nv_pairs[name] = value
+        add_kept(self.nv_pairs, dict_)
 
     def add_json(
         self,
@@ -95,10 +159,9 @@ class Payload:
         """
         if not dict_:
             return
-        text = _encoder_for(json_encoder).encode(dict_)
+        text = dumps(dict_, json_encoder)
         if encode_base64:
-            encoded = _base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii")
-            self.nv_pairs[type_when_encoded] = encoded
+            self.nv_pairs[type_when_encoded] = urlsafe_b64(text.encode("utf-8"))
         else:
             self.nv_pairs[type_when_not_encoded] = text
 

@@ -30,7 +30,7 @@ from snowplow_tracker.events import (
     SelfDescribing,
     StructuredEvent,
 )
-from snowplow_tracker.payload import Payload
+from snowplow_tracker.payload import Payload, add_kept
 from snowplow_tracker.self_describing_json import SelfDescribingJson
 from snowplow_tracker.subject import Subject
 from snowplow_tracker.typing import (
@@ -256,8 +256,23 @@ class Tracker:
         Raises:
             TypeError: If ``event`` is not an event, or a JSON value cannot be serialised.
         """
-        nv_pairs = self.complete_payload(event=event).nv_pairs
-        event_id = nv_pairs.get("eid")
+        event_id: Optional[str]
+        if type(self).complete_payload is _COMPLETE_PAYLOAD:
+            # complete_payload(), inlined for the common case: same steps, same order.
+            build_payload = getattr(event, "build_payload", None)
+            if build_payload is None:
+                raise TypeError(f"event must be an Event, not {type(event).__name__}.")
+            nv_pairs = build_payload(
+                encode_base64=self.encode_base64,
+                json_encoder=self.json_encoder,
+                subject=self.subject,
+            ).nv_pairs
+            nv_pairs["eid"] = event_id = self.get_uuid()
+            nv_pairs["dtm"] = self.get_timestamp()
+            add_kept(nv_pairs, self.standard_nv_pairs)
+        else:
+            nv_pairs = self.complete_payload(event=event).nv_pairs
+            event_id = cast("Optional[str]", nv_pairs.get("eid"))
         emitters = self.emitters
         if len(emitters) == 1:
             emitters[0].input(nv_pairs)
@@ -266,7 +281,7 @@ class Tracker:
             for emitter in targets[:-1]:
                 emitter.input(dict(nv_pairs))
             targets[-1].input(nv_pairs)
-        return cast("Optional[str]", event_id)
+        return event_id
 
     def complete_payload(self, event: Event) -> Payload:
         """Build an event's payload and add the tracker's keys.
@@ -1123,6 +1138,9 @@ def _check_item(item: Any) -> None:
     if missing:
         raise TypeError(f"items: missing item key(s) {', '.join(map(repr, missing))}.")
     non_empty_string(item["sku"], name="sku")
+
+
+_COMPLETE_PAYLOAD = Tracker.complete_payload  # track() inlines it unless it was replaced
 
 
 def _force_flush_emitter(emitter: Any, timeout: float) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable, List, Optional
 
 from snowplow_tracker.constants import CONTEXT_SCHEMA
-from snowplow_tracker.payload import Payload
+from snowplow_tracker.payload import Payload, add_kept
 from snowplow_tracker.self_describing_json import SelfDescribingJson
 from snowplow_tracker.subject import Subject
 from snowplow_tracker.typing import JsonEncoderFunction, PayloadDict
@@ -30,6 +30,11 @@ class Event:
             and subject keys are added to a new payload by :meth:`build_payload`.
     """
 
+    payload: Payload
+    _event_subject: Optional[Subject]
+    _context: Optional[Iterable[SelfDescribingJson]]
+    _true_timestamp: Optional[float]
+
     def __init__(
         self,
         dict_: Optional[PayloadDict] = None,
@@ -37,12 +42,10 @@ class Event:
         context: Optional[Iterable[SelfDescribingJson]] = None,
         true_timestamp: Optional[float] = None,
     ) -> None:
-        self.payload = Payload()
+        payload = Payload()
         if dict_ is not None:
-            self.payload.add_dict(dict_)
-        self.event_subject = event_subject
-        self.context = context if context is not None else []
-        self.true_timestamp = true_timestamp
+            payload.add_dict(dict_)
+        _init_event(self, payload, event_subject, context, true_timestamp)
 
     @property
     def event_subject(self) -> Optional[Subject]:
@@ -135,6 +138,43 @@ class Event:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.payload.nv_pairs!r})"
+
+
+def _init_event(
+    event: Event,
+    payload: Payload,
+    event_subject: Optional[Subject],
+    context: Optional[Iterable[SelfDescribingJson]],
+    true_timestamp: Optional[float],
+) -> None:
+    """Set what ``Event.__init__`` sets: the payload and the attributes behind the properties.
+
+    The event classes of this package call it with a payload they built themselves
+    (:func:`_payload_of`), which saves the tracking call a copy and a property call per field.
+    """
+    event.payload = payload
+    event._event_subject = event_subject
+    event._context = context if context is not None else []
+    event._true_timestamp = true_timestamp
+
+
+def _payload_of(pairs: PayloadDict) -> Payload:
+    """A payload holding ``pairs`` (adopted, not copied) minus ``None`` and ``""`` values.
+
+    The same pairs ``Payload().add_dict(pairs)`` keeps; a dict without a falsy value (the
+    usual case) is kept as it is.
+    """
+    try:
+        complete = all(pairs.values())
+    except Exception:  # a value whose truth cannot be tested
+        complete = False
+    if not complete:
+        kept: PayloadDict = {}
+        add_kept(kept, pairs)
+        pairs = kept
+    payload = Payload()
+    payload.nv_pairs = pairs
+    return payload
 
 
 def _set_field(event: Event, key: str, value: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterable, Optional, cast
 
 from snowplow_tracker.contracts import non_empty_string
-from snowplow_tracker.events.event import Event, _set_field
+from snowplow_tracker.events.event import Event, _init_event, _payload_of, _set_field
 from snowplow_tracker.self_describing_json import SelfDescribingJson
 from snowplow_tracker.subject import Subject
 
@@ -34,13 +34,10 @@ class PageView(Event):
         context: Optional[Iterable[SelfDescribingJson]] = None,
         true_timestamp: Optional[float] = None,
     ) -> None:
-        super().__init__(
-            event_subject=event_subject, context=context, true_timestamp=true_timestamp
-        )
-        self.payload.add("e", "pv")
-        self.page_url = page_url
-        self.page_title = page_title
-        self.referrer = referrer
+        non_empty_string(page_url, name="page_url")
+        # The pairs the property setters would store, in their order, in one step.
+        pairs = {"e": "pv", "url": page_url, "page": page_title, "refr": referrer}
+        _init_event(self, _payload_of(pairs), event_subject, context, true_timestamp)
 
     @property
     def page_url(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterable, Optional
 
 from snowplow_tracker.constants import UNSTRUCT_EVENT_SCHEMA
-from snowplow_tracker.events.event import Event
+from snowplow_tracker.events.event import Event, _init_event, _payload_of
 from snowplow_tracker.payload import Payload
 from snowplow_tracker.self_describing_json import SelfDescribingJson
 from snowplow_tracker.subject import Subject
@@ -32,11 +32,8 @@ class SelfDescribing(Event):
         context: Optional[Iterable[SelfDescribingJson]] = None,
         true_timestamp: Optional[float] = None,
     ) -> None:
-        super().__init__(
-            event_subject=event_subject, context=context, true_timestamp=true_timestamp
-        )
-        self.payload.add("e", "ue")
-        self.event_json = event_json
+        _init_event(self, _payload_of({"e": "ue"}), event_subject, context, true_timestamp)
+        self._event_json = event_json
 
     @property
     def event_json(self) -> SelfDescribingJson:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterable, Optional, Union, cast
 
 from snowplow_tracker.contracts import non_empty_string
-from snowplow_tracker.events.event import Event, _set_field
+from snowplow_tracker.events.event import Event, _init_event, _payload_of, _set_field
 from snowplow_tracker.self_describing_json import SelfDescribingJson
 from snowplow_tracker.subject import Subject
 
@@ -38,15 +38,18 @@ class StructuredEvent(Event):
         context: Optional[Iterable[SelfDescribingJson]] = None,
         true_timestamp: Optional[float] = None,
     ) -> None:
-        super().__init__(
-            event_subject=event_subject, context=context, true_timestamp=true_timestamp
-        )
-        self.payload.add("e", "se")
-        self.category = category
-        self.action = action
-        self.label = label
-        self.property_ = property_
-        self.value = value
+        non_empty_string(category, name="category")
+        non_empty_string(action, name="action")
+        # The pairs the property setters would store, in their order, in one step.
+        pairs = {
+            "e": "se",
+            "se_ca": category,
+            "se_ac": action,
+            "se_la": label,
+            "se_pr": property_,
+            "se_va": value,
+        }
+        _init_event(self, _payload_of(pairs), event_subject, context, true_timestamp)
 
     @property
     def category(self) -> str:

@@ -104,6 +104,25 @@ def test_structured_event_drops_empty_label_and_keeps_zero_value() -> None:
     assert se.label is None and se.property_ is None
 
 
+class _NoTruth:
+    """A value (like a numpy array) whose truth cannot be tested."""
+
+    def __bool__(self) -> bool:
+        raise ValueError("ambiguous")
+
+
+class _Text(str):
+    pass
+
+
+def test_event_fields_keep_values_whose_truth_cannot_be_tested() -> None:
+    odd = _NoTruth()
+    se = StructuredEvent("cat", "act", label=_Text(""), value=odd)  # type: ignore[arg-type]
+    assert se.payload.nv_pairs == {"e": "se", "se_ca": "cat", "se_ac": "act", "se_va": odd}
+    pv = PageView("u", page_title=_Text(""), referrer=odd)  # type: ignore[arg-type]
+    assert pv.payload.nv_pairs == {"e": "pv", "url": "u", "refr": odd}
+
+
 def test_self_describing_keeps_only_e_until_built() -> None:
     sdj = SelfDescribingJson(EVENT_SCHEMA, {"k": 1})
     sd = SelfDescribing(sdj)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-from typing import Any
+from typing import Any, Dict
 
 import pytest
 from hypothesis import given, settings
@@ -133,3 +133,19 @@ def test_add_json_matches_json_dumps(data: Any) -> None:
     payload.add_json(data, True, "cx", "co")
     assert payload.nv_pairs["co"] == expected
     assert base64.urlsafe_b64decode(payload.nv_pairs["cx"]) == expected_bytes
+
+
+def test_add_json_reports_a_reference_cycle_as_json_dumps_does() -> None:
+    data: Dict[str, Any] = {"a": 1}
+    data["self"] = data
+    with pytest.raises(ValueError, match="Circular reference"):
+        Payload().add_json(data, True, "cx", "co")
+    with pytest.raises(ValueError, match="Circular reference"):
+        Payload().add_json(data, False, "cx", "co", lambda v: str(v))
+
+
+def test_add_json_with_a_custom_encoder_matches_json_dumps() -> None:
+    data = {"when": datetime.date(2024, 1, 2), "n": [1.5, float("inf")], "s": "é\x00"}
+    payload = Payload()
+    payload.add_json(data, False, "cx", "co", str)
+    assert payload.nv_pairs["co"] == json.dumps(data, ensure_ascii=False, default=str)
