@@ -9,7 +9,10 @@ Shape::
                                  events at a time
 
 With ``thread_count=1`` (the default) there are no workers: the dispatcher sends each batch
-itself, which saves two thread hand-overs per request.
+itself, which saves two thread hand-overs per request. When more than one batch is waiting,
+a second sending thread (the *lane*) joins the pass: both take batches straight from the
+store, each on its own keep-alive connection, so the next request is being written while the
+collector answers the last one.
 
 Tracking calls only add to the store and, once a batch is ready, set a flag. The dispatcher
 waits for that flag, honours the retry backoff and ``Retry-After``, and feeds request-sized
@@ -76,7 +79,8 @@ class AsyncEmitter(Emitter):
         on_success: Called with the list of events the collector accepted.
         on_failure: Called with the number of events accepted and the list of events that
             were not.
-        thread_count: Worker threads, hence most requests in flight at once (default 1).
+        thread_count: Worker threads, hence most requests in flight at once (default 1;
+            with 1, a second thread helps while more than one batch waits, so two).
         byte_limit: Send once the buffered events reach this size; also the most bytes in
             one POST body.
         request_timeout: Seconds, or a (connect, read) pair, for each request. Default
@@ -145,7 +149,14 @@ class AsyncEmitter(Emitter):
 
     def _init_pipeline(self) -> None:
         self.queue: queue.Queue[PayloadDictList] = queue.Queue(maxsize=self.thread_count)
-        self._wake = threading.Condition(threading.Lock())
+        lock = threading.Lock()
+        self._wake = threading.Condition(lock)
+        self._lane_wake = threading.Condition(lock)  # the lane's own wake-ups
+        self._lane: Optional[threading.Thread] = None
+        self._lane_go = False  # a pass wants the lane (under the lock)
+        self._lane_busy = False  # the lane is sending (under the lock)
+        self._pass_left = 0  # events the current pass may still take (under the lock)
+        self._callback_lock = threading.RLock()  # callbacks run one at a time
         self._start_lock = threading.Lock()
         self._flush_requested = False
         self._force = False
@@ -248,6 +259,9 @@ class AsyncEmitter(Emitter):
         target = self._store_pending(None)
         self._round_failed = False
         size = max(1, self.batch_size)
+        if self.thread_count <= 1:
+            self._lane_pass(target, size)
+            return
         taken = 0
         while taken < target and not self._stopping and not self._round_failed:
             if time.monotonic() < self._not_before:
@@ -256,13 +270,86 @@ class AsyncEmitter(Emitter):
             if not events:
                 break
             taken += len(events)
-            if self.thread_count <= 1:
-                self._send_taken(events)
-            elif not self._hand_over(events):
+            if not self._hand_over(events):
                 break
         with self._wake:  # wait for the pass's requests (not when stopping)
             while self._batches_out > 0 and not self._stopping:
                 self._wake.wait(0.5)
+
+    # -- one sender thread: the dispatcher, joined by the lane when a backlog waits ---------
+
+    _USE_LANE = True  # tests switch the lane off to compare
+
+    def _lane_pass(self, target: int, size: int) -> None:
+        """Send up to ``target`` events from this thread, with the lane when it helps."""
+        with self._wake:
+            self._pass_left = target
+        if target > size and self._USE_LANE and self._start_lane():
+            with self._wake:
+                self._lane_go = True
+                self._lane_wake.notify()
+        self._send_lane(size)
+        with self._wake:
+            self._pass_left = 0  # the lane stops after the request it is making
+            while (self._lane_go or self._lane_busy) and not self._stopping:
+                lane = self._lane
+                if lane is None or not lane.is_alive():
+                    self._lane_go = self._lane_busy = False
+                    break
+                self._lane_wake.wait(0.5)
+
+    def _send_lane(self, size: int) -> None:
+        """Take and send batches until the pass's share is used, a failure, or a stop."""
+        while not self._stopping and not self._round_failed:
+            if time.monotonic() < self._not_before:
+                return
+            with self._wake:
+                if self._pass_left <= 0:
+                    return
+                self._pass_left -= size
+            events = self._take_events(size)
+            if not events:
+                with self._wake:
+                    self._pass_left = 0
+                return
+            self._send_taken(events)
+
+    def _start_lane(self) -> bool:
+        lane = self._lane
+        if lane is not None and lane.is_alive():
+            return True
+        try:
+            lane = threading.Thread(target=self._lane_loop, name="snowplow-lane", daemon=True)
+            lane.start()
+        except RuntimeError:  # the interpreter is shutting down
+            return False
+        self._lane = lane
+        return True
+
+    def _lane_loop(self) -> None:
+        """The lane: wait for a pass that wants it, send its share, report back."""
+        self._state.sender = True
+        while True:
+            with self._wake:
+                while not self._lane_go:
+                    if self._stopping:
+                        return
+                    self._lane_wake.wait(_IDLE_WAIT)
+                self._lane_go = False
+                self._lane_busy = True
+            try:
+                self._send_lane(max(1, self.batch_size))
+            except Exception:
+                logger.exception("Sender lane failed; continuing")
+            finally:
+                with self._wake:
+                    self._lane_busy = False
+                    self._lane_wake.notify_all()
+
+    def _run_callbacks(self, success: PayloadDictList, failure: PayloadDictList) -> None:
+        if (success and self.on_success is not None) or (failure and self.on_failure is not None):
+            with self._callback_lock:  # two sending threads; callbacks still one at a time
+                super()._run_callbacks(success, failure)
 
     def _hand_over(self, events: PayloadDictList) -> bool:
         """Queue a batch for the workers (waits for a free slot); when the emitter is stopping,
@@ -383,6 +470,7 @@ class AsyncEmitter(Emitter):
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
+            self._lane_wake.notify_all()
         current = threading.current_thread()
         dispatcher = self._dispatcher
         if dispatcher is not None and dispatcher is not current:
@@ -396,8 +484,8 @@ class AsyncEmitter(Emitter):
         if self._inflight:
             return
         deadline = time.monotonic() + timeout
-        for worker in self._workers:
-            if worker is not current:
+        for worker in [*self._workers, self._lane]:
+            if worker is not None and worker is not current:
                 worker.join(max(0.0, deadline - time.monotonic()))
 
     def _requeue_waiting_batches(self) -> None:
@@ -423,6 +511,7 @@ class AsyncEmitter(Emitter):
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
+            self._lane_wake.notify_all()
         while self._inflight > 0 and time.monotonic() < deadline:
             time.sleep(0.005)
         self._round_failed = False

@@ -15,6 +15,7 @@ from snowplow_tracker.collector import LocalCollector
 from snowplow_tracker.emitters import AsyncEmitter, Emitter
 from snowplow_tracker.event_store import InMemoryEventStore
 from snowplow_tracker.retry import RetryPolicy
+from snowplow_tracker.typing import PayloadDictList
 from tests.support.payloads import event
 
 
@@ -431,3 +432,49 @@ def test_retry_policy_attempt_cap_gives_up_and_reports_failure(
     stats = emitter.stats()
     assert stats.failed == 1 and stats.pending == 0
     assert failures == [1, 1]
+
+
+def _prefilled_store(count: int) -> Tuple[InMemoryEventStore, List[str]]:
+    """A store holding ``count`` events before the emitter exists (a backlog to send)."""
+    store = InMemoryEventStore(emitters_module.logger, buffer_capacity=1000)
+    payloads = [event() for _ in range(count)]
+    for payload in payloads:
+        store.add_event({key: str(value) for key, value in payload.items()})
+    return store, [p["eid"] for p in payloads]
+
+
+def test_async_emitter_sends_a_backlog_over_two_connections_at_once(
+    snowplow_collector: LocalCollector,
+) -> None:
+    # Both first requests are held 1 s: one after the other, they would arrive >= 1 s apart.
+    snowplow_collector.delay_next(2, seconds=1.0)
+    store, sent = _prefilled_store(40)
+    emitter = AsyncEmitter(snowplow_collector.endpoint, batch_size=10, event_store=store)
+    assert emitter.force_flush(timeout=10).pending == 0
+    requests_seen = snowplow_collector.requests()
+    assert len(requests_seen) == 4
+    assert abs(requests_seen[1]["timestamp"] - requests_seen[0]["timestamp"]) < 0.9
+    assert sorted(delivered_ids(snowplow_collector)) == sorted(sent)
+
+
+def test_async_emitter_callbacks_run_one_at_a_time_with_two_sending_threads(
+    snowplow_collector: LocalCollector,
+) -> None:
+    running = [0]
+    most = [0]
+    succeeded: List[str] = []
+
+    def on_success(events: PayloadDictList) -> None:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        succeeded.extend(e["eid"] for e in events)
+        running[0] -= 1
+
+    store, sent = _prefilled_store(100)
+    emitter = AsyncEmitter(
+        snowplow_collector.endpoint, batch_size=10, event_store=store, on_success=on_success
+    )
+    assert emitter.force_flush(timeout=10).pending == 0
+    assert most[0] == 1
+    assert sorted(succeeded) == sorted(sent)
