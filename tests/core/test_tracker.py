@@ -442,6 +442,27 @@ def test_event_ids_are_version_4_uuids_and_unique_across_threads() -> None:
         assert str(parsed) == value
 
 
+@pytest.mark.parametrize(
+    "getrandom",
+    [
+        pytest.param(mock.Mock(side_effect=BlockingIOError(11, "not ready")), id="not-ready"),
+        pytest.param(mock.Mock(side_effect=OSError(38, "no system call")), id="no-syscall"),
+        pytest.param(mock.Mock(return_value=b"\x00" * 100), id="short-read"),
+    ],
+)
+def test_event_id_bytes_fall_back_to_urandom_when_getrandom_cannot_serve(
+    getrandom: mock.Mock,
+) -> None:
+    from snowplow_tracker import tracker as tracker_module
+
+    with mock.patch.object(os, "getrandom", getrandom, create=True), mock.patch.object(
+        os, "urandom", wraps=os.urandom
+    ) as urandom:
+        data = tracker_module._random_bytes(4096)
+    assert len(data) == 4096 and data != b"\x00" * 4096
+    urandom.assert_called_once_with(4096)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_a_forked_child_never_draws_its_parents_event_ids() -> None:
     Tracker.get_uuid()  # the parent's pool has bytes left when it forks

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 import snowplow_tracker.emitters as emitters_module
+from snowplow_tracker import StructuredEvent, Tracker
 from snowplow_tracker.collector import LocalCollector
 from snowplow_tracker.emitters import AsyncEmitter, Emitter
 from snowplow_tracker.event_store import InMemoryEventStore
@@ -478,3 +479,25 @@ def test_async_emitter_callbacks_run_one_at_a_time_with_two_sending_threads(
     assert emitter.force_flush(timeout=10).pending == 0
     assert most[0] == 1
     assert sorted(succeeded) == sorted(sent)
+
+
+def test_async_emitter_sends_while_the_caller_tracks_in_a_loop_that_never_blocks(
+    snowplow_collector: LocalCollector,
+) -> None:
+    # A CPU-bound tracking loop releases the GIL only if the tracker does. Releasing it every
+    # few milliseconds (os.urandom for event ids) restarted the switch-interval timer of the
+    # waiting sender thread each time, so nothing was sent until the loop ended.
+    emitter = AsyncEmitter(snowplow_collector.endpoint, batch_size=10, buffer_capacity=100_000)
+    tracker = Tracker("ns", emitter)
+    deadline = time.monotonic() + 5.0
+    tracked = 0
+    sent_during_loop = 0
+    while sent_during_loop < 100 and time.monotonic() < deadline:
+        for _ in range(500):
+            tracker.track(StructuredEvent("category", "action"))
+        tracked += 500
+        sent_during_loop = emitter.stats().sent
+    assert sent_during_loop >= 100, f"{sent_during_loop} of {tracked} sent during the loop"
+    assert emitter.force_flush(timeout=20).pending == 0
+    assert snowplow_collector.wait_for(tracked, timeout=10)
+    assert len(set(delivered_ids(snowplow_collector))) == tracked
