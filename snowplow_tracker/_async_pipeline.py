@@ -6,7 +6,7 @@ Shape::
 
     input() --> event store --> dispatcher thread --> queue (thread_count batches)
                 (bounded)        takes batch_size      --> thread_count workers --> HTTP
-                                 events at a time
+                                 events at a time (up to 1,000 from a backlog)
 
 With ``thread_count=1`` (the default) there are no workers: the dispatcher sends each batch
 itself, which saves two thread hand-overs per request. When more than one batch is waiting,
@@ -74,7 +74,8 @@ class AsyncEmitter(Emitter):
         protocol: ``"http"`` (default, as 1.1.0's ``AsyncEmitter``) or ``"https"``.
         port: Collector port; replaces any port in ``endpoint``.
         method: ``"post"`` (default; batches events) or ``"get"`` (one request per event).
-        batch_size: Events buffered before a send, and most events per request. Default 10
+        batch_size: Events buffered before a send, and most events per request (a backlog
+            of more is packed up to 1,000 events and 256 KiB per request). Default 10
             for POST, 1 for GET; never more than ``buffer_capacity``.
         on_success: Called with the list of events the collector accepted.
         on_failure: Called with the number of events accepted and the list of events that
@@ -258,15 +259,14 @@ class AsyncEmitter(Emitter):
         """Send what the store holds now, one batch per worker at a time, until a failure."""
         target = self._store_pending(None)
         self._round_failed = False
-        size = max(1, self.batch_size)
         if self.thread_count <= 1:
-            self._lane_pass(target, size)
+            self._lane_pass(target)
             return
         taken = 0
         while taken < target and not self._stopping and not self._round_failed:
             if time.monotonic() < self._not_before:
                 break
-            events = self._take_events(size)
+            events = self._take_events(self._take_size())
             if not events:
                 break
             taken += len(events)
@@ -280,15 +280,15 @@ class AsyncEmitter(Emitter):
 
     _USE_LANE = True  # tests switch the lane off to compare
 
-    def _lane_pass(self, target: int, size: int) -> None:
+    def _lane_pass(self, target: int) -> None:
         """Send up to ``target`` events from this thread, with the lane when it helps."""
         with self._wake:
             self._pass_left = target
-        if target > size and self._USE_LANE and self._start_lane():
+        if target > self._take_size() and self._USE_LANE and self._start_lane():
             with self._wake:
                 self._lane_go = True
                 self._lane_wake.notify()
-        self._send_lane(size)
+        self._send_lane()
         with self._wake:
             self._pass_left = 0  # the lane stops after the request it is making
             while (self._lane_go or self._lane_busy) and not self._stopping:
@@ -298,14 +298,16 @@ class AsyncEmitter(Emitter):
                     break
                 self._lane_wake.wait(0.5)
 
-    def _send_lane(self, size: int) -> None:
+    def _send_lane(self) -> None:
         """Take and send batches until the pass's share is used, a failure, or a stop."""
         while not self._stopping and not self._round_failed:
             if time.monotonic() < self._not_before:
                 return
+            size = self._take_size()
             with self._wake:
                 if self._pass_left <= 0:
                     return
+                size = min(size, self._pass_left)
                 self._pass_left -= size
             events = self._take_events(size)
             if not events:
@@ -338,7 +340,7 @@ class AsyncEmitter(Emitter):
                 self._lane_go = False
                 self._lane_busy = True
             try:
-                self._send_lane(max(1, self.batch_size))
+                self._send_lane()
             except Exception:
                 logger.exception("Sender lane failed; continuing")
             finally:

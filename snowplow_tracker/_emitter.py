@@ -68,6 +68,11 @@ DEFAULT_SYNC_FLUSH_TIMEOUT = 60.0
 """Upper bound, in seconds, on a ``sync_flush()`` call."""
 DEFAULT_BUFFER_CAPACITY = 10000
 OVERFLOW_POLICIES = ("drop_newest", "drop_oldest", "block")
+BACKLOG_REQUEST_EVENTS = 1000
+"""Most events in one POST while more than ``batch_size`` events wait to be sent."""
+BACKLOG_REQUEST_BYTES = 256 * 1024
+"""Most bytes in such a POST body (``byte_limit`` when smaller): well under the 1 MiB a
+Kinesis-backed collector takes as one payload and the 2 MiB it answers 413 above."""
 
 __all__ = [
     "DEFAULT_MAX_LENGTH",
@@ -229,7 +234,8 @@ class Emitter(EmitterProtocol):
         protocol: ``"https"`` (default) or ``"http"``.
         port: Collector port; replaces any port in ``endpoint``.
         method: ``"post"`` (default; batches events) or ``"get"`` (one request per event).
-        batch_size: Events buffered before a send, and most events per request. Default 10
+        batch_size: Events buffered before a send, and most events per request (a backlog
+            of more is packed up to 1,000 events and 256 KiB per request). Default 10
             for POST, 1 for GET; never more than ``buffer_capacity``.
         on_success: Called with the list of events the collector accepted.
         on_failure: Called with the number of events accepted and the list of events that
@@ -260,7 +266,7 @@ class Emitter(EmitterProtocol):
         endpoint: The full collector URL requests go to (subclasses overriding
             ``http_post``/``http_get`` send there).
         method: ``"post"`` or ``"get"``.
-        batch_size: Events per flush and most events per request.
+        batch_size: Events per flush and most events per request outside a backlog.
         byte_limit: The byte threshold, or ``None``.
         bytes_queued: Size of the buffered events in 1.1.0's measure, or ``None`` without
             a ``byte_limit``.
@@ -720,6 +726,35 @@ class Emitter(EmitterProtocol):
             timed_out=after.pending > 0 and time.monotonic() >= deadline,
         )
 
+    def _take_size(self) -> int:
+        """Events to take for the next request: ``batch_size``, or while a backlog waits
+        (more than that in the store), up to ``BACKLOG_REQUEST_EVENTS``."""
+        size = max(1, self.batch_size)
+        if self.method != "post" or size >= BACKLOG_REQUEST_EVENTS:
+            return size
+        compact = self._compact_store
+        if compact is not None and self.event_store is compact:
+            waiting = len(compact._buffer)
+        else:
+            waiting = self._store_pending(0)
+        return size if waiting <= size else min(waiting, BACKLOG_REQUEST_EVENTS)
+
+    def _request_limits(self, count: int) -> Tuple[int, Optional[int]]:
+        """(most events, most bytes) per POST when ``count`` events are sent at once.
+
+        ``batch_size`` and ``byte_limit``; when more than ``batch_size`` are sent together
+        (a backlog), requests are packed up to ``BACKLOG_REQUEST_EVENTS`` events and
+        ``BACKLOG_REQUEST_BYTES`` bytes instead: fewer, larger requests drain a backlog
+        with fewer round trips, and a sender thread that gets the GIL rarely (a tracking
+        loop that never blocks) still keeps up.
+        """
+        size = max(1, self.batch_size)
+        if count <= size or size >= BACKLOG_REQUEST_EVENTS:
+            return size, self.byte_limit
+        limit = self.byte_limit
+        packed_bytes = BACKLOG_REQUEST_BYTES if limit is None else min(limit, BACKLOG_REQUEST_BYTES)
+        return BACKLOG_REQUEST_EVENTS, packed_bytes
+
     def _take_events(self, limit: Optional[int] = None) -> PayloadDictList:
         """Take up to ``limit`` events from the store and count them in flight."""
         store = self.event_store
@@ -807,7 +842,7 @@ class Emitter(EmitterProtocol):
                     return
                 if not self._may_send(deadline, wait_retry_after):
                     return
-                events = self._take_events(max(1, self.batch_size))
+                events = self._take_events(self._take_size())
                 if not events:
                     return
                 taken += len(events)
@@ -861,8 +896,9 @@ class Emitter(EmitterProtocol):
         last_status = 0
 
         if self.method == "post":
+            max_count, max_bytes = self._request_limits(len(evts))
             batches: Deque[PayloadDictList] = collections.deque(
-                split_batches(evts, max(1, self.batch_size), self.byte_limit)
+                split_batches(evts, max_count, max_bytes)
             )
         else:
             batches = collections.deque([event] for event in evts)
