@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
@@ -111,3 +112,19 @@ def test_flush_timer_batches_by_time(snowplow_collector: LocalCollector, cls: ty
     assert sorted(delivered_ids(snowplow_collector)) == sorted(p["eid"] for p in sent)
     emitter.cancel_flush_timer()
     assert not emitter.timer.is_active()
+
+
+def test_a_sqlite_backlog_is_sent_in_packed_requests(
+    snowplow_collector: LocalCollector, tmp_path: Path
+) -> None:
+    store = SQLiteEventStore(tmp_path / "events.db")
+    sent = [event() for _ in range(2500)]
+    for payload in sent:
+        assert store.add_event({key: str(value) for key, value in payload.items()})
+    emitter = Emitter(snowplow_collector.endpoint, batch_size=10, event_store=store)
+    assert emitter.force_flush(timeout=20).pending == 0
+    assert snowplow_collector.wait_for(2500, timeout=10)
+    bodies = [json.loads(request["body"]) for request in snowplow_collector.requests()]
+    counts = sorted(len(body["data"]) for body in bodies)
+    assert counts == [500, 1000, 1000]
+    assert sorted(delivered_ids(snowplow_collector)) == sorted(p["eid"] for p in sent)
