@@ -322,6 +322,8 @@ class Emitter(EmitterProtocol):
         if buffer_capacity is not None and buffer_capacity < batch_size:
             batch_size = buffer_capacity
         self.batch_size = batch_size
+        # Most events in a packed backlog request; lowered when the collector answers 413.
+        self._packed_events = BACKLOG_REQUEST_EVENTS
         self.byte_limit = byte_limit
         self.bytes_queued: Optional[int] = None if byte_limit is None else 0
 
@@ -730,7 +732,8 @@ class Emitter(EmitterProtocol):
         """Events to take for the next request: ``batch_size``, or while a backlog waits
         (more than that in the store), up to ``BACKLOG_REQUEST_EVENTS``."""
         size = max(1, self.batch_size)
-        if self.method != "post" or size >= BACKLOG_REQUEST_EVENTS:
+        packed = self._packed_events
+        if self.method != "post" or size >= packed:
             return size
         compact = self._compact_store
         if compact is not None and self.event_store is compact:
@@ -740,7 +743,7 @@ class Emitter(EmitterProtocol):
                 waiting = int(self.event_store.size())
             except Exception:  # the take that follows reports store errors
                 waiting = 0
-        return size if waiting <= size else min(waiting, BACKLOG_REQUEST_EVENTS)
+        return size if waiting <= size else min(waiting, packed)
 
     def _request_limits(self, count: int) -> Tuple[int, Optional[int]]:
         """(most events, most bytes) per POST when ``count`` events are sent at once.
@@ -749,14 +752,16 @@ class Emitter(EmitterProtocol):
         (a backlog), requests are packed up to ``BACKLOG_REQUEST_EVENTS`` events and
         ``BACKLOG_REQUEST_BYTES`` bytes instead: fewer, larger requests drain a backlog
         with fewer round trips, and a sender thread that gets the GIL rarely (a tracking
-        loop that never blocks) still keeps up.
+        loop that never blocks) still keeps up. After a 413 answer the packed size stays
+        at or below half the refused request's, for the life of the emitter.
         """
         size = max(1, self.batch_size)
-        if count <= size or size >= BACKLOG_REQUEST_EVENTS:
+        packed = self._packed_events
+        if count <= size or size >= packed:
             return size, self.byte_limit
         limit = self.byte_limit
         packed_bytes = BACKLOG_REQUEST_BYTES if limit is None else min(limit, BACKLOG_REQUEST_BYTES)
-        return BACKLOG_REQUEST_EVENTS, packed_bytes
+        return packed, packed_bytes
 
     def _take_events(self, limit: Optional[int] = None) -> PayloadDictList:
         """Take up to ``limit`` events from the store and count them in flight."""
@@ -927,6 +932,7 @@ class Emitter(EmitterProtocol):
                 unsent.extend(batch)  # cut short by the caller's deadline: still pending
             elif status == 413 and len(batch) > 1:
                 middle = len(batch) // 2
+                self._packed_events = min(self._packed_events, max(1, self.batch_size, middle))
                 batches.appendleft(batch[middle:])
                 batches.appendleft(batch[:middle])
             else:

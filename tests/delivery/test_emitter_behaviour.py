@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 import requests
@@ -521,3 +521,20 @@ def test_async_emitter_sends_while_the_caller_tracks_in_a_loop_that_never_blocks
     assert emitter.force_flush(timeout=20).pending == 0
     assert snowplow_collector.wait_for(tracked, timeout=10)
     assert len(set(delivered_ids(snowplow_collector))) == tracked
+
+
+def test_after_a_413_backlog_requests_stay_small_enough(
+    snowplow_collector_factory: Callable[..., LocalCollector],
+) -> None:
+    collector = snowplow_collector_factory(max_body_bytes=60_000)
+    emitter = Emitter(collector.endpoint, batch_size=10)
+    sent = [event() for _ in range(2500)]  # about 200 bytes each: 1,000 make ~200 kB
+    for payload in sent:
+        assert emitter.event_store.add_event({k: str(v) for k, v in payload.items()})
+    assert emitter.force_flush(timeout=20).pending == 0
+    statuses = [request["status"] for request in collector.requests()]
+    # The first packed request is split down to a size that fits (1000 -> 500 -> 250, and
+    # its second half 500 -> 250); later requests start there instead of at 1,000 again.
+    assert statuses.count(413) == 3
+    assert all(len(r["body"]) <= 60_000 for r in collector.requests() if r["status"] == 200)
+    assert sorted(delivered_ids(collector)) == sorted(p["eid"] for p in sent)
