@@ -478,6 +478,20 @@ def test_async_emitter_sends_a_backlog_over_two_connections_at_once(
     assert sorted(delivered_ids(snowplow_collector)) == sorted(sent)
 
 
+@pytest.mark.parametrize("thread_count", [1, 3])
+def test_async_emitter_packs_a_backlog_with_any_thread_count(
+    snowplow_collector: LocalCollector, thread_count: int
+) -> None:
+    store, sent = _prefilled_store(2500)
+    emitter = AsyncEmitter(
+        snowplow_collector.endpoint, batch_size=10, event_store=store, thread_count=thread_count
+    )
+    assert emitter.force_flush(timeout=20).pending == 0
+    counts = [len(body["data"]) for body in post_bodies(snowplow_collector)]
+    assert sum(counts) == 2500 and max(counts) <= 1000 and len(counts) <= 6
+    assert sorted(delivered_ids(snowplow_collector)) == sorted(sent)
+
+
 def test_async_emitter_callbacks_run_one_at_a_time_with_two_sending_threads(
     snowplow_collector: LocalCollector,
 ) -> None:
