@@ -105,8 +105,11 @@ QUICK = Settings(
 FULL = Settings(
     mode="full",
     repeats=5,
-    latency_repeats=10,
-    latency_rounds=10_000,
+    # Many short tracking-call runs rather than a few long ones: the machine's speed drifts
+    # (up to 1.5x) over fractions of a second, and 10 runs of 10,000 rounds once put 8 of
+    # one implementation's runs in slow spells and 9 of the other's in fast ones.
+    latency_repeats=30,
+    latency_rounds=4_000,
     latency_warmup=1_000,
     throughput_events=10_000,
     blocked_calls_sync=1_000,
