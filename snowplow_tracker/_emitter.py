@@ -732,8 +732,7 @@ class Emitter(EmitterProtocol):
         """Events to take for the next request: ``batch_size``, or while a backlog waits
         (more than that in the store), up to ``BACKLOG_REQUEST_EVENTS``."""
         size = max(1, self.batch_size)
-        packed = self._packed_events
-        if self.method != "post" or size >= packed:
+        if self.method != "post":
             return size
         compact = self._compact_store
         if compact is not None and self.event_store is compact:
@@ -743,7 +742,8 @@ class Emitter(EmitterProtocol):
                 waiting = int(self.event_store.size())
             except Exception:  # the take that follows reports store errors
                 waiting = 0
-        return size if waiting <= size else min(waiting, packed)
+        most, _ = self._request_limits(waiting)  # the packing rule lives there
+        return size if most == size else min(waiting, most)
 
     def _request_limits(self, count: int) -> Tuple[int, Optional[int]]:
         """(most events, most bytes) per POST when ``count`` events are sent at once.

@@ -17,7 +17,7 @@ from snowplow_tracker.emitters import AsyncEmitter, Emitter
 from snowplow_tracker.event_store import InMemoryEventStore
 from snowplow_tracker.retry import RetryPolicy
 from snowplow_tracker.typing import PayloadDictList
-from tests.support.payloads import event
+from tests.support.payloads import event, fill
 
 
 def delivered_ids(collector: LocalCollector) -> List[str]:
@@ -458,10 +458,7 @@ def test_retry_policy_attempt_cap_gives_up_and_reports_failure(
 def _prefilled_store(count: int, **fields: Any) -> Tuple[InMemoryEventStore, List[str]]:
     """A store holding ``count`` events before the emitter exists (a backlog to send)."""
     store = InMemoryEventStore(emitters_module.logger, buffer_capacity=10_000)
-    payloads = [event(**fields) for _ in range(count)]
-    for payload in payloads:
-        store.add_event({key: str(value) for key, value in payload.items()})
-    return store, [p["eid"] for p in payloads]
+    return store, fill(store, count, **fields)
 
 
 def test_async_emitter_sends_a_backlog_over_two_connections_at_once(
@@ -542,13 +539,11 @@ def test_after_a_413_backlog_requests_stay_small_enough(
 ) -> None:
     collector = snowplow_collector_factory(max_body_bytes=60_000)
     emitter = Emitter(collector.endpoint, batch_size=10)
-    sent = [event() for _ in range(2500)]  # about 200 bytes each: 1,000 make ~200 kB
-    for payload in sent:
-        assert emitter.event_store.add_event({k: str(v) for k, v in payload.items()})
+    sent = fill(emitter.event_store, 2500)  # about 200 bytes each: 1,000 make ~200 kB
     assert emitter.force_flush(timeout=20).pending == 0
     statuses = [request["status"] for request in collector.requests()]
     # The first packed request is split down to a size that fits (1000 -> 500 -> 250, and
     # its second half 500 -> 250); later requests start there instead of at 1,000 again.
     assert statuses.count(413) == 3
     assert all(len(r["body"]) <= 60_000 for r in collector.requests() if r["status"] == 200)
-    assert sorted(delivered_ids(collector)) == sorted(p["eid"] for p in sent)
+    assert sorted(delivered_ids(collector)) == sorted(sent)

@@ -13,7 +13,7 @@ from snowplow_tracker.collector import LocalCollector
 from snowplow_tracker.emitters import AsyncEmitter, Emitter
 from snowplow_tracker.event_store import SQLiteEventStore
 from snowplow_tracker.retry import RetryPolicy
-from tests.support.payloads import event
+from tests.support.payloads import event, fill
 
 
 def delivered_ids(collector: LocalCollector) -> List[str]:
@@ -118,13 +118,11 @@ def test_a_sqlite_backlog_is_sent_in_packed_requests(
     snowplow_collector: LocalCollector, tmp_path: Path
 ) -> None:
     store = SQLiteEventStore(tmp_path / "events.db")
-    sent = [event() for _ in range(2500)]
-    for payload in sent:
-        assert store.add_event({key: str(value) for key, value in payload.items()})
+    sent = fill(store, 2500)
     emitter = Emitter(snowplow_collector.endpoint, batch_size=10, event_store=store)
     assert emitter.force_flush(timeout=20).pending == 0
     assert snowplow_collector.wait_for(2500, timeout=10)
     bodies = [json.loads(request["body"]) for request in snowplow_collector.requests()]
     counts = sorted(len(body["data"]) for body in bodies)
     assert counts == [500, 1000, 1000]
-    assert sorted(delivered_ids(snowplow_collector)) == sorted(p["eid"] for p in sent)
+    assert sorted(delivered_ids(snowplow_collector)) == sorted(sent)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 
 def event(**extra: Any) -> Dict[str, Any]:
@@ -21,3 +21,14 @@ def event(**extra: Any) -> Dict[str, Any]:
     }
     payload.update(extra)
     return payload
+
+
+def fill(store: Any, count: int, **extra: Any) -> List[str]:
+    """Add ``count`` events (see :func:`event`) to ``store`` as an emitter keeps them
+    (string values); return their ids in order."""
+    ids = []
+    for _ in range(count):
+        payload = event(**extra)
+        assert store.add_event({key: str(value) for key, value in payload.items()})
+        ids.append(payload["eid"])
+    return ids
