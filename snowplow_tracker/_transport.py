@@ -6,7 +6,8 @@ library's ``http.client`` costs several times what a request needs (it writes he
 body in two writes and parses response headers with the ``email`` package). When the caller
 gave no ``session`` and has not patched ``requests.post``/``requests.get``, emitters send
 through :class:`Transport` instead: one persistent socket per sending thread
-(``TCP_NODELAY``), each request written with one ``sendall``, and a minimal response parser
+(``TCP_NODELAY``), each request written with one system call (``sendmsg`` of the head and
+the body, so a large body is not copied once more to join them), and a minimal response parser
 (status line, headers, a body framed by ``Content-Length``, chunked, or the end of the
 connection). It sends the headers ``requests`` sends (so collectors see the same
 ``User-Agent``), encodes GET queries the same way, and verifies HTTPS against the same CA
@@ -76,6 +77,24 @@ class TransportResponse:
 
 class _ProtocolError(Exception):
     """The server's answer is not HTTP/1.x we can read."""
+
+
+def _write(sock: socket.socket, head: bytes, body: bytes) -> None:
+    """Send ``head`` then ``body``: one ``sendmsg`` where the socket has it (plain TCP), so
+    the two are not joined into a third copy first; ``sendall`` of the joined bytes on TLS."""
+    if not body or isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
+        sock.sendall(head + body)
+        return
+    views = [memoryview(head), memoryview(body)]
+    while views:
+        sent = sock.sendmsg(views)  # all of it, unless a timeout or a signal cut it short
+        while sent and views:
+            first = views[0]
+            if sent < len(first):
+                views[0] = first[sent:]
+                break
+            sent -= len(first)
+            del views[0]
 
 
 class _Connection:
@@ -178,7 +197,7 @@ class Transport:
         body = data.encode("utf-8")
         extra = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
         head = f"POST {self._path}{self._head_suffix}{extra}Content-Length: {len(body)}\r\n\r\n"
-        return self._request(head.encode("latin-1") + body, timeout)
+        return self._request(head.encode("latin-1"), timeout, body)
 
     def get(self, params: Mapping[str, Any], timeout: Timeout) -> TransportResponse:
         """GET the collector URL with ``params`` as the query string."""
@@ -197,14 +216,14 @@ class Transport:
 
     # ------------------------------------------------------------------ request
 
-    def _request(self, message: bytes, timeout: Timeout) -> TransportResponse:
+    def _request(self, head: bytes, timeout: Timeout, body: bytes = b"") -> TransportResponse:
         connect_timeout, read_timeout = (
             timeout if isinstance(timeout, tuple) else (timeout, timeout)
         )
         connection = self._connection(connect_timeout)
         try:
             connection.set_timeout(read_timeout)
-            connection.sock.sendall(message)
+            _write(connection.sock, head, body)
             response = self._read_response(connection)
         except (socket.timeout, BlockingIOError) as error:  # BlockingIOError: SO_RCVTIMEO
             self._discard(connection)

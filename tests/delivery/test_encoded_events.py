@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Tuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snowplow_tracker._packing import encode_event, post_body
+from snowplow_tracker._packing import encode_event, post_body, split_batches
 from snowplow_tracker.collector import LocalCollector
 from snowplow_tracker.emitters import AsyncEmitter, Emitter
 from snowplow_tracker.event_store import InMemoryEventStore
@@ -33,10 +33,11 @@ _keys = st.one_of(st.text(max_size=6), st.sampled_from(["e", "eid", "%s", "a%", 
 
 @settings(max_examples=500, deadline=None)
 @given(st.dictionaries(_keys, _values, min_size=1, max_size=10))
-def test_an_encoded_event_is_exactly_json_dumps_of_its_string_values(
+def test_an_encoded_event_is_json_dumps_of_its_string_values_without_the_closing_brace(
     payload: Dict[str, Any],
 ) -> None:
-    assert encode_event(payload) == json.dumps({k: str(v) for k, v in payload.items()})
+    text = encode_event(payload)
+    assert text + "}" == json.dumps({k: str(v) for k, v in payload.items()})
 
 
 def test_the_body_splices_stm_last_exactly_where_1_1_0_puts_it() -> None:
@@ -53,6 +54,44 @@ def test_the_body_splices_stm_last_exactly_where_1_1_0_puts_it() -> None:
     )
     assert post_body(encoded, "1700000000123") == expected
     assert post_body([encoded[0], as_dicts[1]], "1700000000123") == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.dictionaries(_keys, _values, min_size=1, max_size=6), st.booleans()),
+        min_size=0,
+        max_size=5,
+    )
+)
+def test_any_mix_of_encoded_events_and_dicts_makes_the_body_1_1_0_writes(
+    events: List[Tuple[Dict[str, Any], bool]],
+) -> None:
+    stm = "1700000000123"
+    sent = []
+    items: List[Any] = []
+    for payload, keep_as_dict in events:
+        as_dict = {k: str(v) for k, v in payload.items()}
+        as_dict.pop("stm", None)
+        items.append(dict(as_dict, stm=stm) if keep_as_dict else encode_event(as_dict))
+        as_dict["stm"] = stm
+        sent.append(as_dict)
+    expected = json.dumps(
+        {
+            "schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
+            "data": sent,
+        }
+    )
+    assert post_body(items, stm) == expected
+
+
+def test_a_value_that_looks_like_an_event_boundary_stays_a_value() -> None:
+    payloads = [event(se_la='"}, {"'), event(se_la="}, {"), event(se_pr='x"}, {"e": "pv')]
+    body = post_body([encode_event(p) for p in payloads], "1700000000123")
+    sent = [{k: str(v) for k, v in p.items()} for p in payloads]
+    for item in sent:
+        item["stm"] = "1700000000123"
+    assert json.loads(body)["data"] == sent
 
 
 def test_an_encoded_event_takes_less_than_half_the_memory_of_its_dict() -> None:
@@ -201,3 +240,27 @@ def test_retried_encoded_events_are_sent_again_unchanged(
     for before, after in zip(first, last):
         before.pop("stm"), after.pop("stm")
         assert before == after
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1, max_value=400), max_size=60),
+    st.integers(min_value=1, max_value=12),
+    st.integers(min_value=60, max_value=2_000),
+)
+def test_encoded_events_split_into_the_same_batches_as_the_per_event_rule(
+    lengths: List[int], max_count: int, max_bytes: int
+) -> None:
+    events = ["{" + "x" * (length - 1) for length in lengths]
+    batches = list(split_batches(events, max_count, max_bytes))
+    expected: List[List[str]] = []  # greedy: add an event while the body stays in budget
+    for item in events:
+        if expected and len(expected[-1]) < max_count:
+            body = len(post_body(expected[-1] + [item], "1700000000123"))
+            if body <= max_bytes:
+                expected[-1].append(item)
+                continue
+        expected.append([item])
+    assert batches == expected
+    for batch in batches:
+        assert len(batch) == 1 or len(post_body(batch, "1700000000123")) <= max_bytes

@@ -286,3 +286,46 @@ def test_a_collector_that_never_answers_times_out_within_the_read_timeout() -> N
     finally:
         transport.close()
         listener.close()
+
+
+def test_a_body_larger_than_the_socket_buffers_arrives_whole_after_a_send_timeout() -> None:
+    """The body goes out in pieces when the collector stalls past the send timeout: each
+    piece continues where the last one stopped, and the collector gets every byte once."""
+    import hashlib
+    import socket as socket_module
+    import time
+
+    from snowplow_tracker._transport import Transport
+
+    body = "".join(f'{{"n": "{n:09d}"}}, ' for n in range(1_000_000))  # 15 MB
+    received: Dict[str, Any] = {}
+    listener = socket_module.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            time.sleep(0.6)  # longer than the client's send timeout: the sender stops part-way
+            while len(rest) < length:
+                rest += conn.recv(1 << 20)
+            received["digest"] = hashlib.sha256(rest).hexdigest()
+            received["length"] = len(rest)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    transport = Transport(f"http://127.0.0.1:{listener.getsockname()[1]}/i")
+    try:
+        response = transport.post(body, {"Content-Type": "application/json"}, (2, 0.25))
+    finally:
+        transport.close()
+        thread.join(10)
+        listener.close()
+    assert response.status_code == 200
+    assert received["length"] == len(body)
+    assert received["digest"] == hashlib.sha256(body.encode()).hexdigest()
