@@ -24,7 +24,10 @@ class SelfDescribingJson:
     """
 
     def __init__(self, schema: str, data: Union[PayloadDict, PayloadDictList]) -> None:
-        self.schema = schema
+        if type(self) is SelfDescribingJson and type(schema) is str and schema:
+            self._schema = schema  # what the setter does with a valid schema, without its call
+        else:
+            self.schema = schema  # a subclass's own ``schema`` property, or the check
         self.data = data
 
     @property

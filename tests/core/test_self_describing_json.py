@@ -60,3 +60,17 @@ def test_subclasses_can_compute_their_data() -> None:
 
 def test_repr_mentions_schema() -> None:
     assert SCHEMA in repr(SelfDescribingJson(SCHEMA, {}))
+
+
+def test_a_subclass_schema_property_is_used_by_the_constructor() -> None:
+    class Lowered(SelfDescribingJson):
+        @property
+        def schema(self) -> str:
+            return self._lowered
+
+        @schema.setter
+        def schema(self, value: str) -> None:
+            self._lowered = value.lower()
+
+    entity = Lowered("iglu:COM.ACME/X/jsonschema/1-0-0", {"a": 1})
+    assert entity.to_json() == {"schema": "iglu:com.acme/x/jsonschema/1-0-0", "data": {"a": 1}}
