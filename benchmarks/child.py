@@ -12,7 +12,8 @@ Implementations (``spec["impl"]``):
 * ``segment``: ``segment-analytics-python``, the peer row;
 * ``floor``: no library, the CPython floor (uuid4 + dict + ``json.dumps`` of one event).
 
-Scenarios (``spec["scenario"]``): ``latency``, ``throughput``, ``blocked``, ``memory``.
+Scenarios (``spec["scenario"]``): ``latency``, ``throughput``, ``blocked``, ``memory``,
+``stalls`` (the machine's own interruptions of a running thread, no library).
 """
 
 from __future__ import annotations
@@ -491,7 +492,38 @@ def scenario_memory(spec: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
+def scenario_stalls(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """How often this machine stops a running thread, and for how long (no library at all).
+
+    A loop that only reads the clock for ``seconds``: any gap between two reads longer than
+    5 µs is time the thread did not run its own code (timer and other interrupts, the
+    hypervisor, other processes). A timed call of d µs absorbs such a stall with a
+    probability of about (stalls per second) x d, which is what its p99 is made of once that
+    probability nears 1 %.
+    """
+    clock = time.perf_counter_ns
+    seconds = float(spec["seconds"])
+    gaps: List[int] = []
+    start = last = clock()
+    end = start + int(seconds * 1e9)
+    while last < end:
+        now = clock()
+        if now - last > 5_000:
+            gaps.append(now - last)
+        last = now
+    elapsed = (last - start) / 1e9
+    long_gaps = sorted(gap for gap in gaps if gap > 20_000)
+    return {
+        "seconds": elapsed,
+        "stalls_per_s_over_5us": len(gaps) / elapsed,
+        "stalls_per_s_over_20us": len(long_gaps) / elapsed,
+        "median_stall_over_20us_us": percentile(long_gaps, 0.5) / 1000.0,
+        "p90_stall_over_20us_us": percentile(long_gaps, 0.9) / 1000.0,
+    }
+
+
 SCENARIOS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
+    "stalls": scenario_stalls,
     "latency": scenario_latency,
     "throughput": scenario_throughput,
     "blocked": scenario_blocked,

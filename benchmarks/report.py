@@ -251,6 +251,27 @@ def _calls_phrase(sync_calls: int, async_calls: int) -> str:
     return f"{sync_calls:,} (Emitter) or {async_calls:,} (AsyncEmitter)"
 
 
+def _stalls_sentence(stalls: Optional[Dict[str, Any]]) -> str:
+    """What the machine's own interruptions do to a p99, from the ``stalls`` census."""
+    rate = _get(stalls, "stalls_per_s_over_20us")
+    if not rate:
+        return ""
+    median = _get(stalls, "median_stall_over_20us_us")
+
+    def hit(call_us: float) -> str:
+        return f"{rate * call_us / 1e4:.2f} %"
+
+    return (
+        f" With nothing else running, a thread on this machine that only reads the clock is "
+        f"stopped {rate:,.0f} times a second for more than 20 µs (median {_num(median)} µs; "
+        f"{_num(_get(stalls, 'stalls_per_s_over_5us'), 0)} times for more than 5 µs): "
+        "interrupts, the hypervisor. A call of d µs absorbs one with a probability of about "
+        f"that rate times d: {hit(7)} for a 7 µs call, {hit(15)} for 15 µs, {hit(35)} for 35 µs. "
+        "Once that nears 1 %, the call's p99 is its median plus one such stall, whatever the "
+        "code does."
+    )
+
+
 def _local_collector_sentence(local: Optional[Dict[str, Any]]) -> str:
     rates = (local or {}).get("events_per_s") or {}
     if not rates:
@@ -373,7 +394,8 @@ def render_markdown(doc: Dict[str, Any], chart_name: str) -> str:
         "delivered during the timed calls is in the JSON). The CPython floor is `uuid4()` + "
         "the event's dict + `json.dumps` of it, in the same interpreter. p99 figures, "
         "especially while sending, move by a factor of two or more from run to run on this "
-        "shared machine (thread scheduling and the GIL); see the per-run figures in the JSON.",
+        "shared machine (thread scheduling and the GIL); see the per-run figures in the JSON."
+        + _stalls_sentence(doc.get("machine_stalls")),
         "",
         *latency_table(doc),
         "",

@@ -54,6 +54,7 @@ OURS, REFERENCE, SEGMENT = "ours", "v1_1_0", "segment"
 SECTIONS = (
     "collector",
     "floor",
+    "machine_stalls",
     "latency",
     "sqlite",
     "throughput",
@@ -79,6 +80,7 @@ class Settings:
     memory_repeats: int
     collector_seconds: float
     collector_repeats: int
+    stall_seconds: float = 1.0
     delay_s: float = 0.05
     wait_timeout_s: float = 120.0
     #: Before each timed child, wait (up to settle_max_s) until other processes use less
@@ -101,6 +103,7 @@ QUICK = Settings(
     memory_repeats=1,
     collector_seconds=0.5,
     collector_repeats=1,
+    stall_seconds=0.3,
 )
 FULL = Settings(
     mode="full",
@@ -630,6 +633,24 @@ class Harness:
                 self.record_error("floor", floor_impl, f"run {repeat + 1}", exc)
         return {"python": platform.python_version(), **_latency_summary(runs)}
 
+    def stalls(self) -> Dict[str, Any]:
+        """How often the machine itself interrupts a running thread (median of runs)."""
+        s = self.settings
+        floor_impl = Impl("floor", "CPython floor", "floor", python=envs.our_python())
+        runs = []
+        for repeat in range(s.repeats):
+            self.log(f"machine stalls, run {repeat + 1}")
+            spec = {"scenario": "stalls", "seconds": s.stall_seconds}
+            try:
+                runs.append(self.run_child(floor_impl, spec, timeout=120))
+            except ChildError as exc:
+                self.record_error("machine_stalls", floor_impl, f"run {repeat + 1}", exc)
+        keys = runs[0].keys() if runs else ()
+        return {
+            "runs": runs,
+            **{key: _median([run[key] for run in runs]) for key in keys if key != "seconds"},
+        }
+
     def latency(self) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         """Tracking-call cost: idle and while an AsyncEmitter delivers (and SQLite, ours)."""
         s = self.settings
@@ -1102,6 +1123,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             if not args.quick:
                 results["collector"]["local_collector"] = harness.local_collector()
             results["floor"] = harness.floor()
+            results["machine_stalls"] = harness.stalls()
             results["latency"], results["sqlite"] = harness.latency()
             results["throughput"] = harness.throughput()
             results["blocked"] = harness.blocked()

@@ -16,7 +16,17 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUN = REPO_ROOT / "benchmarks" / "run.py"
-SECTIONS = ("collector", "floor", "latency", "sqlite", "throughput", "blocked", "memory", "targets")
+SECTIONS = (
+    "collector",
+    "floor",
+    "machine_stalls",
+    "latency",
+    "sqlite",
+    "throughput",
+    "blocked",
+    "memory",
+    "targets",
+)
 KINDS = ("structured", "page_view", "self_describing")
 
 
@@ -57,6 +67,7 @@ def test_quick_benchmark_runs_and_writes_every_section(tmp_path: Path) -> None:
                 _number(document["throughput"], emitter, batch, impl, "cpu_us_per_event")
             _number(document["blocked"], emitter, impl, "ms_per_1000_calls")
         _number(document["memory"], impl, "bytes_per_event")
+    _number(document["machine_stalls"], "stalls_per_s_over_5us")
     for kind in KINDS:
         _number(document["floor"], kind, "median_us")
         _number(document["sqlite"], "ours", kind, "median_us")
