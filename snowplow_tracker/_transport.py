@@ -27,6 +27,7 @@ import ssl
 import struct
 import sys
 import threading
+import time
 import urllib.parse
 import weakref
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
@@ -79,14 +80,20 @@ class _ProtocolError(Exception):
     """The server's answer is not HTTP/1.x we can read."""
 
 
-def _write(sock: socket.socket, head: bytes, body: bytes) -> None:
+def _write(sock: socket.socket, head: bytes, body: bytes, timeout: Optional[float]) -> None:
     """Send ``head`` then ``body``: one ``sendmsg`` where the socket has it (plain TCP), so
-    the two are not joined into a third copy first; ``sendall`` of the joined bytes on TLS."""
+    the two are not joined into a third copy first; ``sendall`` of the joined bytes on TLS.
+
+    Like ``sendall`` with a timeout, the whole write must end within ``timeout`` seconds
+    (each ``sendmsg`` waits at most that long; a peer that keeps reading a trickle does
+    not stretch it).
+    """
     if not body or isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
         sock.sendall(head + body)
         return
+    deadline = None if timeout is None else time.monotonic() + timeout
     views = [memoryview(head), memoryview(body)]
-    while views:
+    while True:
         sent = sock.sendmsg(views)  # all of it, unless a timeout or a signal cut it short
         while sent and views:
             first = views[0]
@@ -95,6 +102,10 @@ def _write(sock: socket.socket, head: bytes, body: bytes) -> None:
                 break
             sent -= len(first)
             del views[0]
+        if not views:
+            return
+        if deadline is not None and time.monotonic() >= deadline:
+            raise socket.timeout("timed out while sending the request")
 
 
 class _Connection:
@@ -223,7 +234,7 @@ class Transport:
         connection = self._connection(connect_timeout)
         try:
             connection.set_timeout(read_timeout)
-            _write(connection.sock, head, body)
+            _write(connection.sock, head, body, read_timeout)
             response = self._read_response(connection)
         except (socket.timeout, BlockingIOError) as error:  # BlockingIOError: SO_RCVTIMEO
             self._discard(connection)

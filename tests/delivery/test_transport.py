@@ -288,10 +288,11 @@ def test_a_collector_that_never_answers_times_out_within_the_read_timeout() -> N
         listener.close()
 
 
-def test_a_body_larger_than_the_socket_buffers_arrives_whole_after_a_send_timeout() -> None:
-    """The body goes out in pieces when the collector stalls past the send timeout: each
-    piece continues where the last one stopped, and the collector gets every byte once."""
+def test_a_body_larger_than_the_socket_buffers_arrives_whole_when_a_signal_cuts_a_write() -> None:
+    """A signal during a blocked write ends that ``sendmsg`` part-way: the next one continues
+    where it stopped, and the collector gets every byte once."""
     import hashlib
+    import signal
     import socket as socket_module
     import time
 
@@ -310,7 +311,7 @@ def test_a_body_larger_than_the_socket_buffers_arrives_whole_after_a_send_timeou
                 data += conn.recv(65536)
             head, _, rest = data.partition(b"\r\n\r\n")
             length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-            time.sleep(0.6)  # longer than the client's send timeout: the sender stops part-way
+            time.sleep(0.6)  # the client's write blocks; a signal cuts it at 0.2 s
             while len(rest) < length:
                 rest += conn.recv(1 << 20)
             received["digest"] = hashlib.sha256(rest).hexdigest()
@@ -320,12 +321,58 @@ def test_a_body_larger_than_the_socket_buffers_arrives_whole_after_a_send_timeou
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     transport = Transport(f"http://127.0.0.1:{listener.getsockname()[1]}/i")
+    previous = signal.signal(signal.SIGUSR1, lambda *_: None)
+    main = threading.main_thread().ident
+    assert main == threading.get_ident()
+    interrupt = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGUSR1))
+    interrupt.start()
     try:
-        response = transport.post(body, {"Content-Type": "application/json"}, (2, 0.25))
+        response = transport.post(body, {"Content-Type": "application/json"}, (2, 5))
     finally:
+        interrupt.cancel()
+        interrupt.join()
+        signal.signal(signal.SIGUSR1, previous)
         transport.close()
         thread.join(10)
         listener.close()
     assert response.status_code == 200
     assert received["length"] == len(body)
     assert received["digest"] == hashlib.sha256(body.encode()).hexdigest()
+
+
+def test_a_collector_reading_a_trickle_cannot_hold_the_write_past_its_timeout() -> None:
+    import socket as socket_module
+    import time
+
+    from snowplow_tracker._transport import Transport
+
+    body = "x" * 15_000_000
+    listener = socket_module.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.setsockopt(socket_module.SOL_SOCKET, socket_module.SO_RCVBUF, 4096)
+            while not done.is_set():  # 64 KiB every 50 ms: progress, but far too slow
+                try:
+                    if not conn.recv(65536):
+                        return
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    transport = Transport(f"http://127.0.0.1:{listener.getsockname()[1]}/i")
+    began = time.monotonic()
+    try:
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            transport.post(body, {"Content-Type": "application/json"}, (2, 0.5))
+    finally:
+        elapsed = time.monotonic() - began
+        done.set()
+        transport.close()
+        thread.join(10)
+        listener.close()
+    assert elapsed < 2.0
