@@ -72,11 +72,17 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
 def deliver_all(
     emitter: Emitter, collector: LocalCollector, expected: Iterable[str], timeout: float = 15.0
 ) -> bool:
-    """Flush until the collector holds every expected id as good (or ``timeout``)."""
+    """Flush until the collector holds every expected id as good (or ``timeout``).
+
+    The collector stores a request's events before the emitter reads the answer, so once
+    they are all there this also waits (briefly) for the emitter to account for the last
+    answers: its ``stats()`` are final when this returns True.
+    """
     wanted = set(expected)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if wanted <= set(delivered_ids(collector)):
+            wait_until(lambda: emitter.stats().pending == 0, timeout=5)
             return True
         emitter.force_flush(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
         time.sleep(0.02)
