@@ -275,15 +275,15 @@ class Transport:
                 status = int(rest[:3])
             except ValueError:
                 raise _ProtocolError("bad status line") from None
-            headers = ResponseHeaders()
+            fields: Dict[str, str] = {}
             for line in lines[1:]:
                 name, sep, value = line.partition(":")
                 if sep:
                     key = name.strip().lower()
                     value = value.strip()
-                    if key in headers:
-                        value = dict.__getitem__(headers, key) + ", " + value
-                    dict.__setitem__(headers, key, value)
+                    previous = fields.get(key)
+                    fields[key] = value if previous is None else previous + ", " + value
+            headers = ResponseHeaders(fields)
             if 100 <= status < 200:
                 continue  # an interim answer (100 Continue): the real one follows
             break
