@@ -6,7 +6,7 @@ from typing import Any, Dict, Iterable, Optional, cast
 
 from snowplow_tracker.constants import MOBILE_SCHEMA_PATH, SCHEMA_TAG
 from snowplow_tracker.contracts import non_empty_string
-from snowplow_tracker.events.event import Event
+from snowplow_tracker.events.event import Event, _init_event
 from snowplow_tracker.events.self_describing import SelfDescribing
 from snowplow_tracker.payload import Payload
 from snowplow_tracker.self_describing_json import SelfDescribingJson
@@ -56,17 +56,23 @@ class ScreenView(Event):
         context: Optional[Iterable[SelfDescribingJson]] = None,
         true_timestamp: Optional[float] = None,
     ) -> None:
-        super().__init__(
-            event_subject=event_subject, context=context, true_timestamp=true_timestamp
-        )
-        self.screen_view_properties: Dict[str, Any] = {}
-        self.id_ = id_
-        self.name = name
-        self.type = type
-        self.previous_name = previous_name
-        self.previous_id = previous_id
-        self.previous_type = previous_type
-        self.transition_type = transition_type
+        non_empty_string(id_, name="id_")
+        non_empty_string(name, name="name")
+        _init_event(self, Payload(), event_subject, context, true_timestamp)
+        # The fields the property setters would store, in their order, in one step.
+        properties: Dict[str, Any] = {}
+        for key, value in (
+            ("id", id_),
+            ("name", name),
+            ("type", type),
+            ("previousName", previous_name),
+            ("previousId", previous_id),
+            ("previousType", previous_type),
+            ("transitionType", transition_type),
+        ):
+            if value is not None:
+                properties[key] = value
+        self.screen_view_properties = properties
 
     def _store(self, key: str, value: Any) -> None:
         """Store an optional field, or remove it for ``None``."""
@@ -157,11 +163,9 @@ class ScreenView(Event):
             A new payload (``e=ue`` with the mobile ``screen_view`` 1-0-0 event).
         """
         event = SelfDescribing(
-            event_json=SelfDescribingJson(SCREEN_VIEW_SCHEMA, dict(self.screen_view_properties)),
-            event_subject=self.event_subject,
-            context=self.context,
-            true_timestamp=self.true_timestamp,
+            SelfDescribingJson(SCREEN_VIEW_SCHEMA, dict(self.screen_view_properties)),
+            self._event_subject,
+            self._context,
+            self._true_timestamp,
         )
-        return event.build_payload(
-            encode_base64=encode_base64, json_encoder=json_encoder, subject=subject
-        )
+        return event.build_payload(encode_base64, json_encoder, subject)

@@ -162,6 +162,7 @@ def test_required_fields_unchecked_when_contracts_disabled() -> None:
     assert PageView("").payload.nv_pairs == {"e": "pv"}
     assert StructuredEvent(None, None).payload.nv_pairs == {"e": "se"}  # type: ignore[arg-type]
     assert ScreenView("", "").screen_view_properties == {"id": "", "name": ""}
+    assert ScreenView(None, "n").screen_view_properties == {"name": "n"}  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- setters
