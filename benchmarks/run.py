@@ -612,14 +612,26 @@ class Harness:
             "utilization": cpu / blast["seconds"],
         }
 
+    def _runs_without_library(
+        self, section: str, label: str, spec: Callable[[], Dict[str, Any]], timeout: float
+    ) -> List[Dict[str, Any]]:
+        """Run a child of the CPython floor (no library) ``repeats`` times; its results."""
+        floor_impl = Impl("floor", "CPython floor", "floor", python=envs.our_python())
+        runs = []
+        for repeat in range(self.settings.repeats):
+            self.log(f"{label}, run {repeat + 1}")
+            try:
+                runs.append(self.run_child(floor_impl, spec(), timeout=timeout))
+            except ChildError as exc:
+                self.record_error(section, floor_impl, f"run {repeat + 1}", exc)
+        return runs
+
     def floor(self) -> Dict[str, Any]:
         """The CPython floor: uuid4 + dict + json.dumps of one event, per kind."""
         s = self.settings
-        floor_impl = Impl("floor", "CPython floor", "floor", python=envs.our_python())
-        runs = []
-        for repeat in range(s.repeats):
-            self.log(f"floor, run {repeat + 1}")
-            spec = {
+
+        def spec() -> Dict[str, Any]:
+            return {
                 "scenario": "latency",
                 "tag": self.new_tag("floor"),
                 "rounds": s.latency_rounds,
@@ -627,24 +639,19 @@ class Harness:
                 "modes": ["idle"],
                 "dead_endpoint": self.dead_endpoint,
             }
-            try:
-                runs.append(self.run_child(floor_impl, spec, timeout=300)["idle"])
-            except ChildError as exc:
-                self.record_error("floor", floor_impl, f"run {repeat + 1}", exc)
+
+        runs = [run["idle"] for run in self._runs_without_library("floor", "floor", spec, 300)]
         return {"python": platform.python_version(), **_latency_summary(runs)}
 
     def stalls(self) -> Dict[str, Any]:
         """How often the machine itself interrupts a running thread (median of runs)."""
-        s = self.settings
-        floor_impl = Impl("floor", "CPython floor", "floor", python=envs.our_python())
-        runs = []
-        for repeat in range(s.repeats):
-            self.log(f"machine stalls, run {repeat + 1}")
-            spec = {"scenario": "stalls", "seconds": s.stall_seconds}
-            try:
-                runs.append(self.run_child(floor_impl, spec, timeout=120))
-            except ChildError as exc:
-                self.record_error("machine_stalls", floor_impl, f"run {repeat + 1}", exc)
+        seconds = self.settings.stall_seconds
+        runs = self._runs_without_library(
+            "machine_stalls",
+            "machine stalls",
+            lambda: {"scenario": "stalls", "seconds": seconds},
+            120,
+        )
         keys = runs[0].keys() if runs else ()
         return {
             "runs": runs,

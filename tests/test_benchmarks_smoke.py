@@ -14,19 +14,10 @@ from typing import Any, Dict
 
 import pytest
 
+from benchmarks.run import SECTIONS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUN = REPO_ROOT / "benchmarks" / "run.py"
-SECTIONS = (
-    "collector",
-    "floor",
-    "machine_stalls",
-    "latency",
-    "sqlite",
-    "throughput",
-    "blocked",
-    "memory",
-    "targets",
-)
 KINDS = ("structured", "page_view", "self_describing")
 
 
