@@ -75,7 +75,7 @@ class AsyncEmitter(Emitter):
         port: Collector port; replaces any port in ``endpoint``.
         method: ``"post"`` (default; batches events) or ``"get"`` (one request per event).
         batch_size: Events buffered before a send, and most events per request (a backlog
-            of more is packed up to 1,000 events and 256 KiB per request). Default 10
+            of more is packed up to 1,000 events and 512 KiB per request). Default 10
             for POST, 1 for GET; never more than ``buffer_capacity``.
         on_success: Called with the list of events the collector accepted.
         on_failure: Called with the number of events accepted and the list of events that

