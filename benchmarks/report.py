@@ -351,6 +351,7 @@ def render_markdown(doc: Dict[str, Any], chart_name: str) -> str:
         )
         + ".",
         f"- Repeats: {s['repeats']} (tracking call: {s['latency_repeats']} shorter runs; "
+        f"end-to-end: {s.get('throughput_repeats', s['repeats'])}; "
         f"memory: {s['memory_repeats']}); every figure is the "
         "median over the repeats, and every ratio compares two figures of this same run.",
         "",
