@@ -28,6 +28,9 @@ _BODY_SUFFIX = "]}"
 ENVELOPE_OVERHEAD = len(_BODY_PREFIX) + len(_BODY_SUFFIX)
 #: Bytes a millisecond ``stm`` pair adds to an event that lacks one: ``, "stm": "1700000000000"``.
 STM_OVERHEAD = len(', "stm": "1700000000000"')
+#: Bytes an encoded event (its text without the closing ``}``) gains in a body: the ``stm``
+#: pair and the ``}``.
+_ENCODED_GROWTH = STM_OVERHEAD + 1
 _SEPARATOR = ", "
 
 _encode = json.JSONEncoder().encode
@@ -139,7 +142,7 @@ def post_body(events: Sequence[Item], stm: Optional[str] = None) -> str:
 def event_size(event: Item) -> int:
     """Bytes ``event`` takes in a POST body once it carries an ``stm``."""
     if type(event) is str:
-        return len(event) + 1 + STM_OVERHEAD
+        return len(event) + _ENCODED_GROWTH
     size = len(_encode(event))
     return size if "stm" in event else size + STM_OVERHEAD
 
@@ -181,7 +184,7 @@ def _split_encoded(events: List[str], max_count: int, max_bytes: int) -> Iterato
     separator; a batch ends before the first event whose end passes the budget (found by
     bisection), so a packed request of 1,000 events costs a few C-level passes.
     """
-    step = 1 + STM_OVERHEAD + len(_SEPARATOR)
+    step = _ENCODED_GROWTH + len(_SEPARATOR)
     count = len(events)
     ends = list(
         map(
