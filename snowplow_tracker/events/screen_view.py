@@ -59,8 +59,8 @@ class ScreenView(Event):
         non_empty_string(id_, name="id_")
         non_empty_string(name, name="name")
         _init_event(self, Payload(), event_subject, context, true_timestamp)
-        # The fields the property setters would store, in their order, in one step.
-        properties: Dict[str, Any] = {}
+        # What the property setters store, in their order, through their rule (_store).
+        self.screen_view_properties: Dict[str, Any] = {}
         for key, value in (
             ("id", id_),
             ("name", name),
@@ -70,9 +70,7 @@ class ScreenView(Event):
             ("previousType", previous_type),
             ("transitionType", transition_type),
         ):
-            if value is not None:
-                properties[key] = value
-        self.screen_view_properties = properties
+            self._store(key, value)
 
     def _store(self, key: str, value: Any) -> None:
         """Store an optional field, or remove it for ``None``."""
