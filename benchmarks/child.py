@@ -10,7 +10,10 @@ Implementations (``spec["impl"]``):
 
 * ``snowplow``: the ``snowplow_tracker`` API, the same code for this package and 1.1.0;
 * ``segment``: ``segment-analytics-python``, the peer row;
-* ``floor``: no library, the CPython floor (uuid4 + dict + ``json.dumps`` of one event).
+* ``floor``: no library, the CPython floor (uuid4 + dict + ``json.dumps`` of one event);
+  with ``spec["wire"]``, the *wire floor*: the same events in the form the default emitter
+  sends them (every value a string, the event and context JSON base64-encoded), written with
+  the standard library and nothing else.
 
 Scenarios (``spec["scenario"]``): ``latency``, ``throughput``, ``blocked``, ``memory``,
 ``stalls`` (the machine's own interruptions of a running thread, no library).
@@ -18,6 +21,7 @@ Scenarios (``spec["scenario"]``): ``latency``, ``throughput``, ``blocked``, ``me
 
 from __future__ import annotations
 
+import base64
 import gc
 import json
 import os
@@ -43,6 +47,8 @@ ENTITIES = [
     ("iglu:com.acme/user/jsonschema/1-0-0", {"id": 42, "tier": "gold"}),
     ("iglu:com.acme/product/jsonschema/1-0-0", {"sku": SKU, "price": 9.99, "currency": "EUR"}),
 ]
+UNSTRUCT_SCHEMA = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0"
+CONTEXTS_SCHEMA = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1"
 
 
 # --------------------------------------------------------------------------- collector
@@ -211,13 +217,23 @@ class SegmentClient(Client):
 
 
 class FloorClient(Client):
-    """The CPython floor: uuid4, the event's dict, ``json.dumps`` of it. No library."""
+    """The CPython floor: uuid4, the event's dict, ``json.dumps`` of it. No library.
 
-    def __init__(self) -> None:
+    With ``wire=True`` it is the *wire floor*: the work the protocol itself asks of a
+    tracking call with the default settings, done inline with the standard library: every
+    value made a string, the self-describing event and its context entities written as JSON
+    (as 1.1.0 writes them: ``ensure_ascii=False``) and URL-safe base64-encoded into
+    ``ue_px`` and ``cx``, then the event's own JSON. No buffer, no event objects.
+    """
+
+    def __init__(self, wire: bool = False) -> None:
         self.version = sys.version.split()[0]
         dumps = json.dumps
         uuid4 = uuid.uuid4
         now = time.time
+        field_json = json.JSONEncoder(ensure_ascii=False).encode
+        event_json = json.JSONEncoder().encode
+        b64 = base64.urlsafe_b64encode
 
         def common() -> Dict[str, Any]:
             return {
@@ -229,6 +245,11 @@ class FloorClient(Client):
                 "aid": "bench",
             }
 
+        def wire_text(event: Dict[str, Any]) -> str:
+            return event_json({key: str(value) for key, value in event.items()})
+
+        finish: Callable[[Dict[str, Any]], str] = wire_text if wire else dumps
+
         def structured() -> Any:
             event = common()
             event.update(
@@ -239,21 +260,28 @@ class FloorClient(Client):
                 se_pr="colour=blue",
                 se_va=2.5,
             )
-            return dumps(event)
+            return finish(event)
 
         def page_view() -> Any:
             event = common()
             event.update(e="pv", url=PAGE_URL, page=PAGE_TITLE, refr=REFERRER)
-            return dumps(event)
+            return finish(event)
 
         def self_describing() -> Any:
             event = common()
-            event.update(
-                e="ue",
-                ue_pr={"schema": EVENT_SCHEMA, "data": dict(EVENT_DATA)},
-                co=[{"schema": schema, "data": dict(data)} for schema, data in ENTITIES],
-            )
-            return dumps(event)
+            unstruct = {"schema": EVENT_SCHEMA, "data": dict(EVENT_DATA)}
+            contexts = [{"schema": schema, "data": dict(data)} for schema, data in ENTITIES]
+            if not wire:
+                event.update(e="ue", ue_pr=unstruct, co=contexts)
+                return finish(event)
+            event["e"] = "ue"
+            event["ue_px"] = b64(
+                field_json({"schema": UNSTRUCT_SCHEMA, "data": unstruct}).encode("utf-8")
+            ).decode("ascii")
+            event["cx"] = b64(
+                field_json({"schema": CONTEXTS_SCHEMA, "data": contexts}).encode("utf-8")
+            ).decode("ascii")
+            return finish(event)
 
         self.calls = {
             "structured": structured,
@@ -272,7 +300,7 @@ def make_client(spec: Dict[str, Any], emitter: str, endpoint: str, **options: An
     if impl == "segment":
         return SegmentClient(endpoint, emitter, **options)
     if impl == "floor":
-        return FloorClient()
+        return FloorClient(wire=bool(spec.get("wire")))
     raise ValueError(f"unknown implementation {impl!r}")
 
 

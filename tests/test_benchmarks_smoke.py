@@ -61,6 +61,7 @@ def test_quick_benchmark_runs_and_writes_every_section(tmp_path: Path) -> None:
     _number(document["machine_stalls"], "stalls_per_s_over_5us")
     for kind in KINDS:
         _number(document["floor"], kind, "median_us")
+        _number(document["floor"], "wire", kind, "p99_us")
         _number(document["sqlite"], "ours", kind, "median_us")
     for batch in ("10", "100"):
         _number(document["collector"], "events_per_s", batch)
@@ -71,3 +72,44 @@ def test_quick_benchmark_runs_and_writes_every_section(tmp_path: Path) -> None:
     assert document["errors"] == [] or all(
         error["impl"] == "segment" for error in document["errors"]
     ), document["errors"]
+
+
+def test_wire_floor_writes_the_fields_the_tracker_sends() -> None:
+    """The wire floor is a fair reference only if it does the tracker's encoding work: the
+    same keys, and for the self-describing event the same base64 ``ue_px`` and ``cx``."""
+    import snowplow_tracker as sp
+    from benchmarks import child
+
+    sent = []
+
+    class Capture:
+        def input(self, payload: Dict[str, Any]) -> None:
+            sent.append(dict(payload))
+
+    tracker = sp.Tracker("bench", Capture(), app_id="bench")
+    floor = child.FloorClient(wire=True)
+    tracker.track(
+        sp.StructuredEvent(
+            category="shop",
+            action="add-to-basket",
+            label=child.SKU,
+            property_="colour=blue",
+            value=2.5,
+        )
+    )
+    tracker.track(
+        sp.PageView(page_url=child.PAGE_URL, page_title=child.PAGE_TITLE, referrer=child.REFERRER)
+    )
+    tracker.track(
+        sp.SelfDescribing(
+            sp.SelfDescribingJson(child.EVENT_SCHEMA, dict(child.EVENT_DATA)),
+            context=[sp.SelfDescribingJson(schema, dict(data)) for schema, data in child.ENTITIES],
+        )
+    )
+    for kind, ours in zip(KINDS, sent):
+        wire = json.loads(floor.calls[kind]())
+        assert set(wire) == set(ours), kind
+        assert all(isinstance(value, str) for value in wire.values()), kind
+        for key in ("ue_px", "cx", "se_va", "url", "page", "refr"):
+            if key in ours:
+                assert wire[key] == str(ours[key]), (kind, key)
