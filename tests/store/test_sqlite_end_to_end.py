@@ -9,11 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from snowplow_tracker import Emitter, StructuredEvent, Tracker
+from snowplow_tracker import AsyncEmitter, Emitter, StructuredEvent, Tracker
 from snowplow_tracker.collector import LocalCollector
 from snowplow_tracker.event_store import SQLiteEventStore
 
@@ -41,6 +42,33 @@ def test_emitter_delivers_every_event_through_the_store(
     assert sorted(snowplow_collector.event_ids()) == sorted(eids)
     emitter.shutdown(timeout=1)
     store.close()
+
+
+@pytest.mark.parametrize("emitter_class", [Emitter, AsyncEmitter])
+def test_leftovers_arrive_once_when_the_app_flushes_during_the_startup_send(
+    snowplow_collector: LocalCollector, tmp_path: Path, emitter_class: type
+) -> None:
+    """A new emitter sends what an earlier run left in the store from a startup thread; a
+    ``sync_flush()`` at once races that thread. It returns with every event delivered, and
+    no event is sent twice."""
+    path = tmp_path / "queue.db"
+    for attempt in range(5):
+        snowplow_collector.reset()
+        earlier = SQLiteEventStore(path)
+        eids = [str(uuid.uuid4()) for _ in range(57)]
+        for eid in eids:
+            earlier.add_event({"e": "pv", "eid": eid, "url": "https://x.example/", "p": "pc"})
+        earlier.close()
+
+        store = SQLiteEventStore(path)
+        emitter = emitter_class(snowplow_collector.endpoint, event_store=store, batch_size=10)
+        emitter.sync_flush()
+        assert sorted(snowplow_collector.event_ids()) == sorted(eids), attempt
+        time.sleep(0.2)  # a duplicate would be a request still on its way
+        assert sorted(snowplow_collector.event_ids()) == sorted(eids), attempt
+        assert store.size() == 0
+        emitter.shutdown(timeout=1)
+        store.close()
 
 
 @pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL")
