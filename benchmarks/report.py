@@ -43,6 +43,15 @@ def _ratio(value: Optional[float]) -> str:
     return f"{value:.2f}x"
 
 
+def _target_ratio(target: Dict[str, Any]) -> str:
+    """The ratio of a target, with more digits where two would hide which side it is on."""
+    ratio = target.get("ratio")
+    threshold = target.get("threshold")
+    if ratio is None or threshold is None or round(ratio, 2) != round(threshold, 2):
+        return _ratio(ratio)
+    return f"{ratio:.4f}x"
+
+
 def _verdict(passed: Optional[bool]) -> str:
     if passed is None:
         return "n/a"
@@ -72,7 +81,7 @@ def targets_table(doc: Dict[str, Any]) -> List[str]:
         unit = target["unit"]
         lines.append(
             f"| {target['name']} | {target['target']} | {_num(target['ours'])} {unit} | "
-            f"{_num(baseline)} {unit} ({base_label}) | {_ratio(target['ratio'])} | "
+            f"{_num(baseline)} {unit} ({base_label}) | {_target_ratio(target)} | "
             f"{_verdict(target['pass'])} |"
         )
     return lines
