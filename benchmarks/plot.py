@@ -19,6 +19,7 @@ SERIES = (
     ("v1_1_0", "snowplow-tracker 1.1.0", "#8c8c8c"),
     ("segment", "segment-analytics-python", "#ff7f0e"),
     ("floor", "CPython floor", "#2ca02c"),
+    ("wire_floor", "wire floor", "#98df8a"),
 )
 KINDS = ("structured", "page_view", "self_describing")
 MODES = ("idle", "async")
@@ -132,6 +133,8 @@ def draw(results: Dict[str, Any], path: str) -> None:
     for key, _, _ in SERIES:
         if key == "floor":
             medians[key] = [_get(floor, k, "median_us") for k in KINDS] + [None] * 3
+        elif key == "wire_floor":
+            medians[key] = [_get(floor, "wire", k, "median_us") for k in KINDS] + [None] * 3
         else:
             medians[key] = [_get(lat, mode, key, k, "median_us") for mode in MODES for k in KINDS]
     _bars(
