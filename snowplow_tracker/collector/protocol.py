@@ -126,7 +126,7 @@ class SchemaKey(NamedTuple):
     def parse(cls, uri: Any) -> SchemaKey:
         """Parse ``iglu:vendor/name/jsonschema/M-R-A``; raise ``ValueError`` with a reason."""
         if not isinstance(uri, str):
-            raise ValueError(f"schema URI must be a string, got {_json_type(uri)}")
+            raise ValueError(f"schema URI must be a string, got {json_type(uri)}")
         key = _KNOWN_KEYS.get(uri)
         if key is not None:
             return key
@@ -149,7 +149,8 @@ class SchemaKey(NamedTuple):
 _KNOWN_KEYS: Dict[str, SchemaKey] = {}
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON type name of a decoded value (``"object"``, ``"array"``, ...)."""
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -36,7 +36,7 @@ from typing import (
 )
 
 from .fastpath import compile_acceptor
-from .protocol import SchemaKey, short_repr
+from .protocol import SchemaKey, json_type, short_repr
 
 __all__ = [
     "BUILTIN_SCHEMA_DIR",
@@ -98,22 +98,6 @@ def iglu_uri_from_reference(reference: str) -> Optional[str]:
 # this against jsonschema with the same documents and with the published ones.
 
 
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
 class _PayloadDataShape:
     """Array of flat objects with string values, known keys only, some keys required."""
 
@@ -127,14 +111,14 @@ class _PayloadDataShape:
 
     def __call__(self, data: Any) -> List[str]:
         if not isinstance(data, list):
-            return [f"'data' must be an array of events, got {_type_name(data)}"]
+            return [f"'data' must be an array of events, got {json_type(data)}"]
         if len(data) < self.min_items:
             return ["'data' is an empty array (at least one event is required)"]
         errors: List[str] = []
         allowed, required = self.allowed, self.required
         for index, item in enumerate(data):
             if not isinstance(item, dict):
-                errors.append(f"data[{index}] is not an object (got {_type_name(item)})")
+                errors.append(f"data[{index}] is not an object (got {json_type(item)})")
                 continue
             for key in required:
                 if key not in item:
@@ -149,7 +133,7 @@ class _PayloadDataShape:
                     errors.append(f"data[{index}]: value of '{key}' cannot be null")
                 elif not isinstance(value, str):
                     errors.append(
-                        f"data[{index}]: value of '{key}' is not a string (got {_type_name(value)})"
+                        f"data[{index}]: value of '{key}' is not a string (got {json_type(value)})"
                     )
             if len(errors) >= 20:
                 errors.append("... (further errors omitted)")
@@ -159,7 +143,7 @@ class _PayloadDataShape:
 
 def _entity_errors(entity: Any, pattern: re.Pattern[str], where: str) -> List[str]:
     if not isinstance(entity, dict):
-        return [f"{where} is not an object (got {_type_name(entity)})"]
+        return [f"{where} is not an object (got {json_type(entity)})"]
     errors = [f"{where} has no '{key}'" for key in ("schema", "data") if key not in entity]
     extra = sorted(set(entity) - {"schema", "data"})
     if extra:
@@ -187,7 +171,7 @@ class _ContextsShape:
 
     def __call__(self, data: Any) -> List[str]:
         if not isinstance(data, list):
-            return [f"contexts 'data' must be an array, got {_type_name(data)}"]
+            return [f"contexts 'data' must be an array, got {json_type(data)}"]
         if len(data) < self.min_items:
             return ["contexts 'data' is an empty array (this version needs at least one entity)"]
         errors: List[str] = []
