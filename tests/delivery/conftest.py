@@ -2,18 +2,4 @@
 
 from __future__ import annotations
 
-from typing import Iterator
-
-import pytest
-
-from snowplow_tracker import _lifecycle
-
-
-@pytest.fixture(autouse=True)
-def _stop_emitters_after_each_test() -> Iterator[None]:
-    """Stop every emitter a test created, so no retry of one test lands in the next one."""
-    before = set(map(id, _lifecycle.live_emitters()))
-    yield
-    for emitter in _lifecycle.live_emitters():
-        if id(emitter) not in before:
-            emitter.shutdown(timeout=0)
+from tests.support.emitter_cleanup import stop_emitters_after_each_test  # noqa: F401 (autouse)
