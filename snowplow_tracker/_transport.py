@@ -80,34 +80,6 @@ class _ProtocolError(Exception):
     """The server's answer is not HTTP/1.x we can read."""
 
 
-def _write(sock: socket.socket, head: bytes, body: bytes, timeout: Optional[float]) -> None:
-    """Send ``head`` then ``body``: one ``sendmsg`` where the socket has it (plain TCP), so
-    the two are not joined into a third copy first; ``sendall`` of the joined bytes on TLS.
-
-    Like ``sendall`` with a timeout, the whole write must end within ``timeout`` seconds
-    (each ``sendmsg`` waits at most that long; a peer that keeps reading a trickle does
-    not stretch it).
-    """
-    if not body or isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
-        sock.sendall(head + body)
-        return
-    deadline = None if timeout is None else time.monotonic() + timeout
-    views = [memoryview(head), memoryview(body)]
-    while True:
-        sent = sock.sendmsg(views)  # all of it, unless a timeout or a signal cut it short
-        while sent and views:
-            first = views[0]
-            if sent < len(first):
-                views[0] = first[sent:]
-                break
-            sent -= len(first)
-            del views[0]
-        if not views:
-            return
-        if deadline is not None and time.monotonic() >= deadline:
-            raise socket.timeout("timed out while sending the request")
-
-
 class _Connection:
     """One keep-alive socket and the bytes read past the last response."""
 
@@ -154,6 +126,40 @@ class _Connection:
             self.sock.close()
         except OSError:
             pass
+
+
+def _write(connection: _Connection, head: bytes, body: bytes, timeout: Optional[float]) -> None:
+    """Send ``head`` then ``body``: one ``sendmsg`` where the socket has it (plain TCP), so
+    the two are not joined into a third copy first; ``sendall`` of the joined bytes on TLS.
+
+    Like ``sendall`` with a timeout, the whole write must end within ``timeout`` seconds: a
+    send that continues a write cut short may wait only for the time left (a peer that
+    keeps reading a trickle does not stretch it). The connection's timeout is ``timeout``
+    again once the write is done.
+    """
+    sock = connection.sock
+    if not body or isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
+        sock.sendall(head + body)
+        return
+    deadline = None if timeout is None else time.monotonic() + timeout
+    views = [memoryview(head), memoryview(body)]
+    while True:
+        sent = sock.sendmsg(views)  # all of it, unless a timeout or a signal cut it short
+        while sent and views:
+            first = views[0]
+            if sent < len(first):
+                views[0] = first[sent:]
+                break
+            sent -= len(first)
+            del views[0]
+        if not views:
+            connection.set_timeout(timeout)
+            return
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise socket.timeout("timed out while sending the request")
+            connection.set_timeout(remaining)
 
 
 def usable_for(url: str) -> bool:
@@ -234,7 +240,7 @@ class Transport:
         connection = self._connection(connect_timeout)
         try:
             connection.set_timeout(read_timeout)
-            _write(connection.sock, head, body, read_timeout)
+            _write(connection, head, body, read_timeout)
             response = self._read_response(connection)
         except (socket.timeout, BlockingIOError) as error:  # BlockingIOError: SO_RCVTIMEO
             self._discard(connection)
