@@ -31,7 +31,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -504,11 +504,7 @@ class Harness:
 
     def rotated(self, keys: Sequence[str], repeat: int) -> List[Impl]:
         """The available implementations, in an order that changes with each repeat."""
-        impls = [self.impls[key] for key in keys if self.impls[key].available]
-        if not impls:
-            return impls
-        shift = repeat % len(impls)
-        return impls[shift:] + impls[:shift]
+        return _in_turn([self.impls[key] for key in keys if self.impls[key].available], repeat)
 
     # -- sections ----------------------------------------------------------------------
 
@@ -628,10 +624,8 @@ class Harness:
         """
         floor_impl = Impl("floor", "CPython floor", "floor", python=envs.our_python())
         runs: Dict[str, List[Dict[str, Any]]] = {label: [] for label in specs}
-        labels = list(specs)
         for repeat in range(self.settings.repeats):
-            shift = repeat % len(labels)
-            for label in labels[shift:] + labels[:shift]:
+            for label in _in_turn(list(specs), repeat):
                 self.log(f"{label}, run {repeat + 1}")
                 try:
                     runs[label].append(self.run_child(floor_impl, specs[label](), timeout=timeout))
@@ -891,6 +885,17 @@ class Harness:
             if key in out:
                 out[key]["vs_1_1_0"] = _ratio(out[key]["bytes_per_event"], base)
         return out
+
+
+T = TypeVar("T")
+
+
+def _in_turn(items: List[T], repeat: int) -> List[T]:
+    """``items`` rotated by ``repeat``: who goes first changes from one repeat to the next."""
+    if not items:
+        return items
+    shift = repeat % len(items)
+    return items[shift:] + items[:shift]
 
 
 def _latency_summary(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
