@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from snowplow_tracker import AsyncEmitter, Emitter, StructuredEvent, Tracker
 from snowplow_tracker.collector import LocalCollector
 from snowplow_tracker.event_store import SQLiteEventStore
+from tests.support.payloads import fill
 
 CHILD = Path(__file__).with_name("_child.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -55,9 +55,7 @@ def test_leftovers_arrive_once_when_the_app_flushes_during_the_startup_send(
     for attempt in range(5):
         snowplow_collector.reset()
         earlier = SQLiteEventStore(path)
-        eids = [str(uuid.uuid4()) for _ in range(57)]
-        for eid in eids:
-            earlier.add_event({"e": "pv", "eid": eid, "url": "https://x.example/", "p": "pc"})
+        eids = fill(earlier, 57)
         earlier.close()
 
         store = SQLiteEventStore(path)
